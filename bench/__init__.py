@@ -1,0 +1,1 @@
+"""kvbench: micro-benchmarks, load workloads and fault injection."""
