@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -98,6 +98,9 @@ class FakeNetwork(Generic[M]):
         self._seq = 0
         self._blocked: set[tuple[int, int]] = set()
         self.stats = NetworkStats()
+        # Told about every scheduled copy that is lost after all (cut link, crashed
+        # receiver), e.g. so that a leader learns its MsgSnap stream failed.
+        self.on_discard: Callable[[Envelope[M]], None] | None = None
 
     # -- partitions -------------------------------------------------------------------
 
@@ -135,26 +138,32 @@ class FakeNetwork(Generic[M]):
 
     # -- traffic ------------------------------------------------------------------------
 
-    def send(self, frm: int, to: int, msg: M, *, now: int) -> None:
-        """Hand one message to the network at step `now`; it is delivered at a step > now."""
+    def send(self, frm: int, to: int, msg: M, *, now: int) -> list[Envelope[M]]:
+        """Hand one message to the network at step `now`; it is delivered at a step > now.
+
+        Returns the copies scheduled (none if it was lost at once, two if duplicated)."""
         self.stats.sent += 1
         f = self.faults
         if (frm, to) in self._blocked:
             self.stats.blocked += 1
-            return
+            return []
         if f.drop_rate and self._rng.random() < f.drop_rate:
             self.stats.dropped += 1
-            return
+            return []
         copies = 1
         if f.duplicate_rate and self._rng.random() < f.duplicate_rate:
             copies = 2
             self.stats.duplicated += 1
+        scheduled: list[Envelope[M]] = []
         for _ in range(copies):
             delay = 1 + (self._rng.randint(f.delay_min, f.delay_max) if f.delay_max else 0)
             if f.reorder_rate and f.reorder_extra_max and self._rng.random() < f.reorder_rate:
                 delay += self._rng.randint(1, f.reorder_extra_max)
             self._seq += 1
-            heapq.heappush(self._queue, Envelope(now + delay, self._seq, frm, to, msg))
+            env = Envelope(now + delay, self._seq, frm, to, msg)
+            heapq.heappush(self._queue, env)
+            scheduled.append(env)
+        return scheduled
 
     def deliver_due(self, now: int) -> list[Envelope[M]]:
         """Pop every envelope due at or before `now`, in (due, seq) order, minus cut links."""
@@ -164,6 +173,8 @@ class FakeNetwork(Generic[M]):
             env = heapq.heappop(q)
             if (env.frm, env.to) in self._blocked:
                 self.stats.blocked += 1
+                if self.on_discard is not None:
+                    self.on_discard(env)
                 continue
             self.stats.delivered += 1
             out.append(env)
@@ -174,14 +185,21 @@ class FakeNetwork(Generic[M]):
         keep = [e for e in self._queue if e.to != node]
         dropped = len(self._queue) - len(keep)
         if dropped:
+            lost = [e for e in self._queue if e.to == node]
             heapq.heapify(keep)
             self._queue = keep
             self.stats.dropped += dropped
+            if self.on_discard is not None:
+                for env in sorted(lost):
+                    self.on_discard(env)
         return dropped
 
     def drop_all(self) -> None:
         self.stats.dropped += len(self._queue)
-        self._queue.clear()
+        lost, self._queue = sorted(self._queue), []
+        if self.on_discard is not None:
+            for env in lost:
+                self.on_discard(env)
 
     def in_flight(self) -> int:
         return len(self._queue)

@@ -1,0 +1,210 @@
+"""RawNode: the public, synchronous face of the Raft core (after etcd-io/raft rawnode.go).
+
+A RawNode owns one `core.Raft` state machine and turns its internal state into `Ready`
+batches. It has no thread, no clock and no I/O: the application calls `tick()` on a timer,
+`step()` for every message that arrives, `propose*()` / `read_index()` for client work, and
+drains `ready()` following the contract in `raft/ready.py`, then calls `advance()`.
+
+Between `ready()` and `advance()` the RawNode still accepts input (ticks, messages,
+proposals); it only refuses to produce a second Ready, so that each Ready is handed out once.
+`advance()` uses the values recorded in the Ready itself (last entry's index and term, the
+snapshot index, the last applied index), so input that arrived in between is never marked
+stable or applied by mistake.
+"""
+
+from __future__ import annotations
+
+from raft.core import Raft
+from raft.errors import (
+    ProposalDroppedError,
+    ReadyNotAdvancedError,
+    StepLocalMsgError,
+    StepPeerNotFoundError,
+)
+from raft.ready import Ready, must_sync
+from raft.storage import LogStorage
+from raft.types import (
+    LOCAL_MESSAGE_TYPES,
+    NONE,
+    RESPONSE_MESSAGE_TYPES,
+    ConfChange,
+    ConfState,
+    Config,
+    Entry,
+    EntryType,
+    Message,
+    MessageType,
+    ProgressStatus,
+    StateType,
+    Status,
+    payload_size,
+)
+
+
+class RawNode:
+    """One Raft node as a pure state machine. See `raft/ready.py` for the Ready contract."""
+
+    __slots__ = ("_raft", "_prev_soft", "_prev_hard", "_outstanding")
+
+    def __init__(self, config: Config, storage: LogStorage) -> None:
+        """Start (or restart) from what `storage` holds: its hard state, snapshot and log.
+
+        `config.applied` is the index the application's state machine has already applied;
+        committed entries after it are handed out again."""
+        config.validate()
+        self._raft = Raft(config, storage)
+        self._prev_soft = self._raft.soft_state()
+        self._prev_hard = self._raft.hard_state()
+        self._outstanding: Ready | None = None
+
+    # ----------------------------------------------------------------- inputs
+
+    def tick(self) -> None:
+        """Advance the logical clock by one tick (election / heartbeat timers)."""
+        self._raft.tick()
+
+    def step(self, message: Message) -> None:
+        """Feed a message received from a peer.
+
+        Raises StepLocalMsgError for local-only message types and StepPeerNotFoundError for a
+        response from a node outside the configuration. A proposal forwarded by a follower
+        that this node cannot accept is dropped silently (the proposer times out)."""
+        if message.type in LOCAL_MESSAGE_TYPES:
+            raise StepLocalMsgError(f"cannot step local message {message.type.value}")
+        if message.type in RESPONSE_MESSAGE_TYPES and message.from_ not in self._raft.trk.progress:
+            raise StepPeerNotFoundError(f"response from unknown peer {message.from_}")
+        try:
+            self._raft.step(message)
+        except ProposalDroppedError:
+            if message.from_ in (NONE, self._raft.id):
+                raise
+
+    def propose(self, data: bytes) -> None:
+        """Propose `data` for the log; raises ProposalDroppedError if it cannot be accepted
+        now (no known leader, a leadership transfer in progress, size limit)."""
+        self._raft.step(
+            Message(MessageType.PROP, from_=self._raft.id, entries=(Entry(0, 0, data=data),))
+        )
+
+    def propose_conf_change(self, change: ConfChange) -> None:
+        """Propose a membership change. The leader replaces it by an empty entry when another
+        change is still unapplied or when the change is invalid for the current config."""
+        entry = Entry(0, 0, EntryType.CONF_CHANGE, change.marshal())
+        self._raft.step(Message(MessageType.PROP, from_=self._raft.id, entries=(entry,)))
+
+    def apply_conf_change(self, change: ConfChange) -> ConfState:
+        """Apply a committed ConfChange to the configuration; returns the new ConfState."""
+        return self._raft.apply_conf_change(change)
+
+    def campaign(self) -> None:
+        """Start an election now (a pre-vote first when pre_vote is enabled)."""
+        self._raft.step(Message(MessageType.HUP, from_=self._raft.id))
+
+    def read_index(self, context: bytes) -> None:
+        """Request a linearizable read point; the answer arrives as a ReadState carrying
+        `context` in a later Ready. Use a unique context per request."""
+        self._raft.step(Message(MessageType.READ_INDEX, entries=(Entry(0, 0, data=context),)))
+
+    def transfer_leader(self, target: int) -> None:
+        """Ask the leader to hand leadership to `target` (forwarded when not leader)."""
+        self._raft.step(Message(MessageType.TRANSFER_LEADER, from_=target))
+
+    def report_unreachable(self, id: int) -> None:
+        """The transport failed to reach `id`: the leader stops optimistic replication."""
+        self._raft.step(Message(MessageType.UNREACHABLE, from_=id))
+
+    def report_snapshot(self, id: int, ok: bool) -> None:
+        """Result of streaming a MsgSnap to `id`; either way the peer goes back to probing."""
+        self._raft.step(Message(MessageType.SNAP_STATUS, from_=id, reject=not ok))
+
+    # ---------------------------------------------------------------- outputs
+
+    def has_ready(self) -> bool:
+        """Whether `ready()` would return a non-empty Ready (False while one is outstanding)."""
+        if self._outstanding is not None:
+            return False
+        r = self._raft
+        log = r.raft_log
+        if r.msgs or r.read_states or log.unstable.entries or log.unstable.snapshot is not None:
+            return True
+        if log.has_next_committed_ents():
+            return True
+        if r.soft_state() != self._prev_soft:
+            return True
+        return r.hard_state() != self._prev_hard
+
+    def ready(self) -> Ready:
+        """The next batch of work; see the contract in raft/ready.py."""
+        if self._outstanding is not None:
+            raise ReadyNotAdvancedError("ready() called again before advance()")
+        r = self._raft
+        log = r.raft_log
+        soft = r.soft_state()
+        hard = r.hard_state()
+        entries = log.unstable_entries()
+        rd = Ready(
+            soft_state=None if soft == self._prev_soft else soft,
+            hard_state=None if hard == self._prev_hard else hard,
+            entries=entries,
+            snapshot=log.unstable.snapshot,
+            committed_entries=log.next_committed_ents(),
+            messages=r.msgs,
+            read_states=r.read_states,
+            must_sync=must_sync(hard_state=hard, prev=self._prev_hard, entries_count=len(entries)),
+        )
+        r.msgs = []
+        r.read_states = []
+        self._prev_soft = soft
+        self._prev_hard = hard
+        self._outstanding = rd
+        return rd
+
+    def advance(self, ready: Ready) -> None:
+        """Tell the core that `ready` was handled (persisted, sent, applied)."""
+        if ready is not self._outstanding:
+            raise ValueError("advance() must be given the Ready returned by the last ready()")
+        self._outstanding = None
+        log = self._raft.raft_log
+        if ready.entries:
+            last = ready.entries[-1]
+            log.stable_to(last.index, last.term)
+        if ready.snapshot is not None:
+            index = ready.snapshot.metadata.index
+            log.stable_snap_to(index)
+            log.applied_to(index)
+        if ready.committed_entries:
+            log.applied_to(ready.committed_entries[-1].index)
+            self._raft.reduce_uncommitted_size(payload_size(ready.committed_entries))
+
+    # ------------------------------------------------------------- inspection
+
+    @property
+    def id(self) -> int:
+        return self._raft.id
+
+    def status(self) -> Status:
+        """A snapshot of the node's state; `progress` is filled only on the leader."""
+        r = self._raft
+        progress: dict[int, ProgressStatus] = {}
+        if r.state is StateType.LEADER:
+            for id in r.trk.ids():
+                pr = r.trk.progress[id]
+                progress[id] = ProgressStatus(
+                    match=pr.match,
+                    next=pr.next,
+                    state=pr.state,
+                    pending_snapshot=pr.pending_snapshot,
+                    recent_active=pr.recent_active,
+                    is_learner=pr.is_learner,
+                    paused=pr.is_paused(),
+                    inflight=pr.inflights.count(),
+                )
+        return Status(
+            id=r.id,
+            hard_state=r.hard_state(),
+            soft_state=r.soft_state(),
+            applied=r.raft_log.applied,
+            progress=progress,
+            lead_transferee=r.lead_transferee,
+            conf_state=r.trk.conf_state(),
+        )

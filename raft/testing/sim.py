@@ -1,0 +1,588 @@
+"""The deterministic Raft simulator: N RawNodes, a FakeNetwork, faults, checkers, one seed.
+
+Theory of operation
+-------------------
+`run_seed(seed, config)` builds everything from ONE `random.Random(seed)`: the fault mix,
+the per-node Raft configs (each node's own rng is drawn from it), the network's fate of
+every message, the workload and the crashes. Nothing reads a clock or the OS, so a seed
+replays exactly; `SimResult.trace_hash` digests every event to prove it.
+
+A *step* is one round of the world, in a fixed order: inject at most a few faults and
+client requests; tick each running node (each with its own probability, so clocks drift);
+deliver the messages due now; let every running node handle one Ready, strictly in the
+order of the Ready contract (raft/ready.py): persist the snapshot, persist hard state and
+entries, send messages, apply committed entries, advance. A node scheduled to crash dies at
+a chosen point inside that sequence and loses whatever was not persisted yet. Every
+observation goes to a `SafetyChecker` as it happens, so a violation stops the run at the
+step that caused it.
+
+Two phases per seed:
+1. *safety*: `steps` steps of proposals, ReadIndex reads, membership changes (add learner,
+   promote, remove, re-add), leader transfers, crashes and restarts, partitions and a lossy,
+   duplicating, reordering network;
+2. *liveness*: faults stop, the network heals, members come back (removed ones stay down,
+   as a removed etcd member stops itself); within `liveness_ticks` a leader must commit a
+   fresh proposal that every member then applies, all at the same applied index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import traceback
+from dataclasses import dataclass, field
+
+from raft.errors import ConfChangeError, RaftError, StepPeerNotFoundError
+from raft.raw_node import RawNode
+from raft.storage import MemoryStorage
+from raft.testing.checkers import LogView, ReadRecord, SafetyChecker, SimViolation
+from raft.testing.network import Envelope, FakeClock, FakeNetwork, NetworkFaults
+from raft.testing.sim_node import (
+    ROLE_OF_STATE,
+    CrashPoint,
+    KvStateMachine,
+    PendingRead,
+    SimNode,
+    encode_put,
+    entry_record,
+)
+from raft.types import (
+    ConfChange,
+    ConfChangeType,
+    Config,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    Message,
+    MessageType,
+    Snapshot,
+    SnapshotMetadata,
+    SoftState,
+    StateType,
+)
+
+KEYS = ("a", "b", "c", "d", "e")
+LIVE_KEY = "live"
+
+
+@dataclass(frozen=True, slots=True)
+class FaultMix:
+    """Per-step probabilities of each fault and client action, plus the network model."""
+
+    name: str
+    network: NetworkFaults
+    tick_rate: float = 0.5
+    propose_rate: float = 0.3
+    read_rate: float = 0.1
+    crash_rate: float = 0.0
+    restart_rate: float = 0.1
+    partition_rate: float = 0.0
+    heal_rate: float = 0.05
+    conf_change_rate: float = 0.0
+    transfer_rate: float = 0.0
+
+
+_LOSSY = NetworkFaults(drop_rate=0.1, duplicate_rate=0.05, reorder_rate=0.1, delay_max=2,
+                       reorder_extra_max=6)
+FAULT_MIXES: dict[str, FaultMix] = {
+    m.name: m
+    for m in (
+        FaultMix("calm", NetworkFaults(delay_max=1)),
+        FaultMix("lossy", _LOSSY, transfer_rate=0.01),
+        FaultMix("partitions", NetworkFaults(delay_max=2, reorder_rate=0.05, reorder_extra_max=4),
+                 partition_rate=0.03, heal_rate=0.04),
+        FaultMix("crashes", NetworkFaults(delay_max=2, drop_rate=0.02), crash_rate=0.02,
+                 restart_rate=0.08),
+        FaultMix("membership", NetworkFaults(delay_max=2, drop_rate=0.02), conf_change_rate=0.03,
+                 transfer_rate=0.01, crash_rate=0.005),
+        FaultMix("chaos", _LOSSY, crash_rate=0.015, partition_rate=0.02, conf_change_rate=0.02,
+                 transfer_rate=0.01, restart_rate=0.08),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    nodes: int = 3
+    steps: int = 400
+    liveness_ticks: int = 300
+    mix: str | None = None  # None: drawn from the seed
+    snapshot_every: int = 12  # applied entries between snapshots of the state machine
+    snapshot_keep: int = 3  # entries kept in the log behind a snapshot
+    spares: int = 1  # extra node ids that membership changes may add
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    seed: int
+    nodes: int
+    mix: str
+    ok: bool
+    violation: str | None
+    steps: int
+    trace_hash: str
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        status = "ok" if self.ok else f"VIOLATION {self.violation}"
+        return f"SEED={self.seed} nodes={self.nodes} mix={self.mix} steps={self.steps} {status}"
+
+
+class Simulation:
+    """One seeded run. Use `run_seed`; the attributes are public for tests and debugging."""
+
+    def __init__(self, seed: int, config: SimConfig) -> None:
+        self.seed = seed
+        self.config = config
+        self.rng = random.Random(seed)
+        mix_name = config.mix or self.rng.choice(sorted(FAULT_MIXES))
+        self.mix = FAULT_MIXES[mix_name]
+        self.clock = FakeClock()
+        self.network: FakeNetwork[Message] = FakeNetwork(self.rng, self.mix.network)
+        self.network.on_discard = self._on_discard
+        self.checker = SafetyChecker()
+        self.pre_vote = self.rng.random() < 0.7
+        self.check_quorum = self.rng.random() < 0.7
+        self.max_inflight = self.rng.choice((1, 4, 256))
+        self.max_msg_bytes = self.rng.choice((64, 1024 * 1024))
+        self._trace = hashlib.blake2b(digest_size=16)
+        self.stats: dict[str, int] = {}
+        self._next_id = 0
+        self._snap_streams: dict[int, tuple[int, int]] = {}  # envelope seq -> (leader, incarnation)
+        self.max_commit = 1
+        voters = tuple(range(1, config.nodes + 1))
+        self.nodes: dict[int, SimNode] = {}
+        boot = Snapshot(SnapshotMetadata(1, 1, ConfState(voters=voters)), b"")
+        for node_id in range(1, config.nodes + config.spares + 1):
+            disk = MemoryStorage()
+            if node_id in voters:
+                disk.apply_snapshot(boot)
+                disk.set_hard_state(HardState(term=1, commit=1))
+            node = self.nodes[node_id] = SimNode(node_id, disk)
+            self._start(node)
+
+    # ------------------------------------------------------------------- plumbing
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self.stats[name] = self.stats.get(name, 0) + n
+
+    def _event(self, *parts: object) -> None:
+        self._trace.update(repr(parts).encode())
+
+    @property
+    def trace_hash(self) -> str:
+        return self._trace.hexdigest()
+
+    def _fresh_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def _alive(self) -> list[SimNode]:
+        return [n for n in self.nodes.values() if n.raw is not None]
+
+    def leader(self) -> SimNode | None:
+        """The running leader of the highest term, if any."""
+        leaders = [n for n in self._alive() if n.is_leader]
+        return max(leaders, key=lambda n: n.term) if leaders else None
+
+    # ------------------------------------------------------------ crash / restart
+
+    def _start(self, node: SimNode) -> None:
+        """(Re)start a node from its disk, rebuilding the state machine from the snapshot."""
+        snap = node.disk.snapshot()
+        meta = snap.metadata
+        hard = node.disk.hard_state()
+        self.checker.on_restart(node.id, persisted_commit=hard.commit, snap_index=meta.index)
+        node.incarnation += 1
+        node.sm = KvStateMachine.from_snapshot(snap.data, applied=meta.index,
+                                               conf_state=meta.conf_state)
+        cfg = Config(
+            id=node.id,
+            rng=random.Random(self.rng.getrandbits(64)),
+            election_ticks=10,
+            heartbeat_ticks=1,
+            pre_vote=self.pre_vote,
+            check_quorum=self.check_quorum,
+            max_size_per_msg_bytes=self.max_msg_bytes,
+            max_inflight_msgs=self.max_inflight,
+            applied=meta.index,
+            step_down_on_removal=True,
+        )
+        node.raw = RawNode(cfg, node.disk)
+        node.soft = SoftState(0, StateType.FOLLOWER)
+        node.term, node.commit = hard.term, hard.commit
+        node.crash_point = None
+        self.checker.on_soft_state(node.id, incarnation=node.incarnation, term=hard.term,
+                                   commit=hard.commit, role=ROLE_OF_STATE[StateType.FOLLOWER],
+                                   is_learner=node.is_learner)
+        if meta.index:
+            self.checker.on_install_snapshot(node.id, index=meta.index,
+                                             state_digest=node.sm.digest())
+        self._event("start", node.id, node.incarnation)
+
+    def _crash(self, node: SimNode) -> None:
+        node.raw = None
+        node.reads.clear()
+        node.crash_point = None
+        self.network.drop_to(node.id)
+        self._count("crashes")
+        self._event("crash", node.id)
+
+    # ---------------------------------------------------------------- messaging
+
+    def _send(self, node: SimNode, m: Message) -> None:
+        self._event("send", m.type.value, m.from_, m.to, m.term, m.index, m.commit, m.reject,
+                    len(m.entries))
+        envs = self.network.send(node.id, m.to, m, now=self.clock.now)
+        if m.type is MessageType.SNAP:
+            self._count("snapshots_sent")
+            for env in envs:
+                self._snap_streams[env.seq] = (node.id, node.incarnation)
+            if not envs and node.raw is not None:
+                node.raw.report_snapshot(m.to, False)
+        elif not envs and m.type is MessageType.APP and self.network.is_blocked(node.id, m.to):
+            if node.raw is not None:
+                node.raw.report_unreachable(m.to)
+
+    def _report_snapshot(self, env: Envelope[Message], ok: bool) -> None:
+        origin = self._snap_streams.pop(env.seq, None)
+        if origin is None:
+            return
+        leader = self.nodes[origin[0]]
+        if leader.raw is not None and leader.incarnation == origin[1]:
+            leader.raw.report_snapshot(env.to, ok)
+
+    def _on_discard(self, env: Envelope[Message]) -> None:
+        if env.msg.type is MessageType.SNAP:
+            self._report_snapshot(env, False)
+
+    def _deliver(self, env: Envelope[Message]) -> None:
+        node = self.nodes[env.to]
+        m = env.msg
+        if node.raw is None:
+            self._on_discard(env)
+            return
+        self._event("recv", m.type.value, m.from_, m.to, m.term, m.index)
+        if m.type is MessageType.VOTE_RESP and not m.reject:
+            self.checker.on_vote_granted_received(node.id, frm=m.from_, term=m.term)
+        try:
+            node.raw.step(m)
+        except StepPeerNotFoundError:
+            self._count("step_unknown_peer")
+        if m.type is MessageType.SNAP:
+            self._report_snapshot(env, True)
+
+    # ------------------------------------------------------------ the Ready loop
+
+    def _handle_ready(self, node: SimNode) -> None:
+        raw = node.raw
+        if raw is None or not raw.has_ready():
+            return
+        rd = raw.ready()
+        disk = node.disk
+        crash = node.crash_point
+        self._event("ready", node.id, rd.hard_state, len(rd.entries), len(rd.messages),
+                    [e.index for e in rd.committed_entries[-1:]], rd.snapshot is not None)
+        # 1. The snapshot.
+        if rd.snapshot is not None:
+            disk.apply_snapshot(rd.snapshot)
+            if crash is CrashPoint.AFTER_SNAPSHOT:
+                return self._crash(node)
+        # 2. Entries, then hard state.
+        if rd.entries:
+            first = rd.entries[0].index
+            prev_term: int | None
+            try:
+                prev_term = disk.term(first - 1)
+            except RaftError:
+                prev_term = None
+            disk.append(rd.entries)
+            self.checker.on_persist_entries(node.id, [entry_record(e) for e in rd.entries],
+                                            prev_term=prev_term)
+        if rd.hard_state is not None:
+            hs = rd.hard_state
+            disk.set_hard_state(hs)
+            self.checker.on_persist_hard_state(node.id, term=hs.term, vote=hs.vote,
+                                               commit=hs.commit)
+            node.term, node.commit = hs.term, hs.commit
+            self.max_commit = max(self.max_commit, hs.commit)
+        if crash is CrashPoint.AFTER_PERSIST:
+            return self._crash(node)
+        self._observe(node, rd.soft_state)
+        # 3. Messages, only now that what they promise is durable.
+        for m in rd.messages:
+            if m.type is MessageType.VOTE_RESP and not m.reject:
+                self.checker.on_vote_granted_sent(node.id, to=m.to, term=m.term, pre_vote=False)
+            self._send(node, m)
+        if crash is CrashPoint.AFTER_SEND:
+            return self._crash(node)
+        # 4. Apply.
+        if rd.snapshot is not None:
+            meta = rd.snapshot.metadata
+            node.sm = KvStateMachine.from_snapshot(rd.snapshot.data, applied=meta.index,
+                                                   conf_state=meta.conf_state)
+            self.checker.on_install_snapshot(node.id, index=meta.index,
+                                             state_digest=node.sm.digest())
+            self._count("snapshots_installed")
+        for e in rd.committed_entries:
+            self._apply(node, raw, e.index, e.type, e.data, e.term)
+        for rs in rd.read_states:
+            pending = node.reads.get(rs.request_ctx)
+            if pending is not None and pending.read_index is None:
+                pending.read_index = rs.index
+        if crash is CrashPoint.AFTER_APPLY:
+            return self._crash(node)
+        # 5. Advance, then maybe cut a snapshot of the applied state and compact the log.
+        raw.advance(rd)
+        self._maybe_snapshot(node)
+        self._serve_reads(node)
+
+    def _observe(self, node: SimNode, soft: SoftState | None) -> None:
+        was_leader = node.soft.raft_state is StateType.LEADER
+        if soft is not None:
+            node.soft = soft
+        role = ROLE_OF_STATE[node.soft.raft_state]
+        self.checker.on_soft_state(node.id, incarnation=node.incarnation, term=node.term,
+                                   commit=node.commit, role=role, is_learner=node.is_learner)
+        if node.is_leader and not was_leader:
+            self._count("leaders_elected")
+            if node.raw is None:  # pragma: no cover - observed only while running
+                return
+            voters = frozenset(node.raw.status().conf_state.voters)
+            self.checker.on_became_leader(node.id, term=node.term, voters=voters,
+                                          log=self._log_view(node))
+
+    def _log_view(self, node: SimNode) -> LogView:
+        disk = node.disk
+        first, last = disk.first_index(), disk.last_index()
+        terms = tuple(e.term for e in disk.entries(first, last + 1, 1 << 62)) if last >= first else ()
+        return LogView(first - 1, disk.term(first - 1), terms)
+
+    def _apply(self, node: SimNode, raw: RawNode, index: int, kind: EntryType, data: bytes,
+               term: int) -> None:
+        entry = Entry(term, index, kind, data)
+        put = None
+        if kind is EntryType.CONF_CHANGE:
+            cc = ConfChange.unmarshal(data)
+            try:
+                node.sm.conf_state = raw.apply_conf_change(cc)
+                self._count("conf_changes_applied")
+            except ConfChangeError:
+                self._count("conf_changes_refused")
+            node.sm.applied = index
+        else:
+            put = node.sm.apply_put(index, data)
+        self.checker.on_apply(node.id, entry_record(entry), state_digest=node.sm.digest(),
+                              put=put)
+        self._count("applied")
+
+    def _maybe_snapshot(self, node: SimNode) -> None:
+        disk = node.disk
+        applied = node.sm.applied
+        if applied - disk.snapshot().metadata.index < self.config.snapshot_every:
+            return
+        disk.create_snapshot(applied, node.sm.conf_state, node.sm.encode())
+        compact_to = applied - self.config.snapshot_keep
+        if compact_to >= disk.first_index():
+            disk.compact(compact_to)
+        self._count("snapshots_cut")
+
+    def _serve_reads(self, node: SimNode) -> None:
+        done = [ctx for ctx, r in node.reads.items()
+                if r.read_index is not None and node.sm.applied >= r.read_index]
+        for ctx in done:
+            r = node.reads.pop(ctx)
+            read_index = r.read_index if r.read_index is not None else 0
+            self.checker.on_read(ReadRecord(
+                node=node.id, key=r.key, invoked_step=r.invoked_step,
+                completed_step=self.clock.now, commit_at_invoke=r.commit_at_invoke,
+                read_index=read_index, applied_index=node.sm.applied,
+                value=node.sm.kv.get(r.key)))
+            self._count("reads_served")
+
+    # ---------------------------------------------------------- workload, faults
+
+    def _propose(self, node: SimNode, key: str) -> None:
+        if node.raw is None:
+            return
+        data = encode_put(key, f"p{self._fresh_id()}")
+        try:
+            node.raw.propose(data)
+            self._count("proposed")
+        except RaftError:
+            self._count("proposals_dropped")
+
+    def _read(self, node: SimNode) -> None:
+        if node.raw is None:
+            return
+        ctx = f"r{self._fresh_id()}".encode()
+        node.reads[ctx] = PendingRead(self.rng.choice(KEYS), self.clock.now, self.max_commit)
+        try:
+            node.raw.read_index(ctx)
+            self._count("reads_invoked")
+        except RaftError:
+            del node.reads[ctx]
+
+    def _conf_change(self, leader: SimNode) -> None:
+        if leader.raw is None:
+            return
+        cs = leader.sm.conf_state
+        members = set(cs.voters) | set(cs.learners)
+        choices: list[ConfChange] = []
+        for n in self.nodes:
+            if n not in members:
+                choices.append(ConfChange(ConfChangeType.ADD_LEARNER_NODE, n))
+        for n in cs.learners:
+            choices.append(ConfChange(ConfChangeType.ADD_NODE, n))
+            choices.append(ConfChange(ConfChangeType.REMOVE_NODE, n))
+        if len(cs.voters) > 2:
+            for n in cs.voters:
+                choices.append(ConfChange(ConfChangeType.REMOVE_NODE, n))
+        if not choices:
+            return
+        cc = self.rng.choice(choices)
+        self._event("conf-change", cc.type.value, cc.node_id)
+        try:
+            leader.raw.propose_conf_change(cc)
+            self._count("conf_changes_proposed")
+        except RaftError:
+            self._count("proposals_dropped")
+
+    def _partition(self) -> None:
+        ids = sorted(self.nodes)
+        kind = self.rng.randrange(3)
+        if kind == 0:
+            victim = self.rng.choice(ids)
+            self.network.isolate(victim, ids)
+            self._event("isolate", victim)
+        elif kind == 1:
+            shuffled = ids[:]
+            self.rng.shuffle(shuffled)
+            cut = self.rng.randrange(1, len(ids))
+            self.network.partition([shuffled[:cut], shuffled[cut:]])
+            self._event("partition", shuffled[:cut])
+        else:
+            a, b = self.rng.sample(ids, 2)
+            self.network.block(a, b)
+            self._event("block", a, b)
+        self._count("partitions")
+
+    def _inject(self) -> None:
+        mix, rng = self.mix, self.rng
+        alive = self._alive()
+        if alive and rng.random() < mix.propose_rate:
+            self._propose(rng.choice(alive), rng.choice(KEYS))
+        if alive and rng.random() < mix.read_rate:
+            self._read(rng.choice(alive))
+        leader = self.leader()
+        if leader is not None and rng.random() < mix.conf_change_rate:
+            self._conf_change(leader)
+        if leader is not None and leader.raw is not None and rng.random() < mix.transfer_rate:
+            target = rng.choice([n for n in self.nodes if n != leader.id])
+            self._event("transfer", leader.id, target)
+            leader.raw.transfer_leader(target)
+            self._count("transfers")
+        if alive and rng.random() < mix.crash_rate:
+            victim = rng.choice(alive)
+            point = rng.choice([None, *CrashPoint])
+            if point is None:
+                self._crash(victim)
+            else:
+                victim.crash_point = point
+        dead = [n for n in self.nodes.values() if n.raw is None and not n.stopped]
+        if dead and rng.random() < mix.restart_rate:
+            self._start(rng.choice(dead))
+        if rng.random() < mix.partition_rate:
+            self._partition()
+        if self.network.blocked_links and rng.random() < mix.heal_rate:
+            self.network.heal()
+            self._event("heal")
+
+    # ------------------------------------------------------------------- phases
+
+    def step(self, *, faults: bool, tick_rate: float) -> None:
+        now = self.clock.advance()
+        if faults:
+            self._inject()
+        for node in self.nodes.values():
+            if node.raw is not None and self.rng.random() < tick_rate:
+                node.raw.tick()
+        for env in self.network.deliver_due(now):
+            self._deliver(env)
+        for node in self.nodes.values():
+            self._handle_ready(node)
+
+    def run_safety(self) -> None:
+        for _ in range(self.config.steps):
+            self.step(faults=True, tick_rate=self.mix.tick_rate)
+
+    def _members(self) -> set[int]:
+        """Members as the most advanced running node sees them."""
+        alive = self._alive() or list(self.nodes.values())
+        best = max(alive, key=lambda n: (n.sm.applied, -n.id))
+        cs = best.sm.conf_state
+        return set(cs.voters) | set(cs.learners)
+
+    def run_liveness(self) -> None:
+        self.network.heal()
+        self.network.faults = NetworkFaults(delay_max=1)
+        for node in self.nodes.values():
+            node.crash_point = None
+        proposed_at: tuple[int, int] | None = None  # (leader id, term) of the last marker
+        for _ in range(self.config.liveness_ticks):
+            members = self._members()
+            for node in self.nodes.values():
+                if node.id in members and node.raw is None:
+                    node.stopped = False
+                    self._start(node)
+                elif node.id not in members and node.raw is not None:
+                    node.stopped = True
+                    self._crash(node)
+            self.step(faults=False, tick_rate=1.0)
+            leader = self.leader()
+            if leader is not None and proposed_at != (leader.id, leader.term):
+                proposed_at = (leader.id, leader.term)
+                self._propose(leader, LIVE_KEY)
+            if self._converged(members):
+                self._count("liveness_ticks", self.clock.now)
+                return
+        states = {n.id: (n.raw is not None, n.soft.raft_state.value, n.term, n.commit,
+                         n.sm.applied, n.sm.kv.get(LIVE_KEY)) for n in self.nodes.values()}
+        raise SimViolation("liveness", f"no convergence after {self.config.liveness_ticks} "
+                                       f"ticks: members {sorted(members)}, nodes {states}")
+
+    def _converged(self, members: set[int]) -> bool:
+        nodes = [self.nodes[m] for m in members]
+        if any(n.raw is None for n in nodes):
+            return False
+        values = {(n.sm.applied, n.sm.kv.get(LIVE_KEY)) for n in nodes}
+        if len(values) != 1:
+            return False
+        (_, value), = values
+        return value is not None
+
+    def run(self) -> None:
+        self.run_safety()
+        self.run_liveness()
+
+
+def run_seed(seed: int, config: SimConfig | None = None) -> SimResult:
+    """Run one seed through both phases; never raises for a violation (it is in the result)."""
+    config = config or SimConfig()
+    sim = Simulation(seed, config)
+    violation: str | None = None
+    try:
+        sim.run()
+    except SimViolation as exc:
+        violation = str(exc)
+    except Exception as exc:  # a crash of the core is a finding too, with where it happened
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        violation = (f"exception {type(exc).__name__}: {exc} "
+                     f"(at {where.filename.rsplit('/', 1)[-1]}:{where.lineno} {where.name})")
+    return SimResult(seed=seed, nodes=config.nodes, mix=sim.mix.name, ok=violation is None,
+                     violation=violation, steps=sim.clock.now, trace_hash=sim.trace_hash,
+                     stats=dict(sim.stats))
+
+
+__all__ = ["FAULT_MIXES", "FaultMix", "SimConfig", "SimResult", "Simulation", "run_seed"]
