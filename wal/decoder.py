@@ -59,9 +59,24 @@ class SegmentScan:
     bad_reason: str = ""
 
 
+_ZERO_BLOCK = bytes(1 << 16)
+
+
 def data_end(data: bytes) -> int:
-    """Offset after the last non-zero byte: beyond it nothing but preallocated zeros."""
-    return len(data.rstrip(b"\x00"))
+    """Offset after the last non-zero byte: beyond it nothing but preallocated zeros.
+
+    Compares 64 KiB blocks with a zero block from the end (memcmp speed) instead of
+    `rstrip`, which walks a 64 MiB preallocated tail one byte at a time.
+    """
+    ch = len(_ZERO_BLOCK)
+    end = len(data)
+    while end > 0:
+        lo = max(0, end - ch)
+        block = data[lo:end]
+        if block != _ZERO_BLOCK[: end - lo]:
+            return lo + len(block.rstrip(b"\x00"))
+        end = lo
+    return 0
 
 
 def check_frame(data: bytes, off: int, seed: int, size: int) -> tuple[int, int, int] | str:

@@ -21,6 +21,7 @@ the zero bytes it leaves mark the end of the data.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from dataclasses import dataclass
@@ -99,6 +100,34 @@ def write_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> Non
         n = os.pwrite(fd, view, offset)
         view = view[n:]
         offset += n
+
+
+def read_segment(path: str) -> bytes:
+    """The bytes of a segment up to the end of its last data extent.
+
+    Preallocated space that was never written is a hole (or an unwritten extent) to
+    SEEK_DATA/SEEK_HOLE; reading it would only produce zeros, and for a fresh 64 MiB
+    segment would cost more than everything else in open(). Bytes past the returned data
+    are zeros. Where the filesystem cannot tell, the whole file is read.
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        return f.read(_last_data_end(f.fileno(), size))
+
+
+def _last_data_end(fd: int, size: int) -> int:
+    end = 0
+    pos = 0
+    try:
+        while pos < size:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+            end = pos = os.lseek(fd, start, os.SEEK_HOLE)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:  # ENXIO: no data after pos; anything else: unsupported
+            return size
+    finally:
+        os.lseek(fd, 0, os.SEEK_SET)
+    return min(end, size)
 
 
 def create_segment(dir_path: str, seg: SegmentName, header: bytes, *, size: int) -> int:

@@ -69,6 +69,7 @@ from .segment import (
     fsync_dir,
     list_segments,
     preallocate,
+    read_segment,
     remove_temp_files,
     write_all,
 )
@@ -108,11 +109,6 @@ def _lock_dir(dir_path: str) -> int:
         os.close(fd)
         raise WalLockedError(f"wal: {dir_path} is in use by another WAL") from None
     return fd
-
-
-def _read_file(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 class WAL:
@@ -483,7 +479,7 @@ def _replay(
     expected_prev: int | None = 0 if segments[start].seq == 0 else None
     for i in range(start, len(segments)):
         path = os.path.join(dir_path, segments[i].name)
-        data = _read_file(path)
+        data = read_segment(path)
         scan = decode_segment(path, data, expected_prev_crc=expected_prev)
         is_last = i == len(segments) - 1
         if scan.bad_offset is not None:
