@@ -111,6 +111,7 @@ class SimConfig:
     snapshot_every: int = 12  # applied entries between snapshots of the state machine
     snapshot_keep: int = 3  # entries kept in the log behind a snapshot
     spares: int = 1  # extra node ids that membership changes may add
+    max_inflight_msgs: int | None = None  # None: drawn from the seed among 1, 4, 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,8 @@ class Simulation:
         self.pre_vote = self.rng.random() < 0.7
         self.check_quorum = self.rng.random() < 0.7
         self.max_inflight = self.rng.choice((1, 4, 256))
+        if config.max_inflight_msgs is not None:
+            self.max_inflight = config.max_inflight_msgs
         self.max_msg_bytes = self.rng.choice((64, 1024 * 1024))
         self._trace = hashlib.blake2b(digest_size=16)
         self.stats: dict[str, int] = {}
@@ -380,7 +383,12 @@ class Simulation:
     def _maybe_snapshot(self, node: SimNode) -> None:
         disk = node.disk
         applied = node.sm.applied
-        if applied - disk.snapshot().metadata.index < self.config.snapshot_every:
+        meta = disk.snapshot().metadata
+        # Also cut one as soon as the membership changed: a node refuses a snapshot whose
+        # ConfState does not name it, so a leader whose latest snapshot predates a member's
+        # addition could never catch that member up once the log behind it is compacted.
+        if applied == meta.index or (applied - meta.index < self.config.snapshot_every
+                                     and node.sm.conf_state == meta.conf_state):
             return
         disk.create_snapshot(applied, node.sm.conf_state, node.sm.encode())
         compact_to = applied - self.config.snapshot_keep
@@ -530,7 +538,7 @@ class Simulation:
         for node in self.nodes.values():
             node.crash_point = None
         proposed_at: tuple[int, int] | None = None  # (leader id, term) of the last marker
-        for _ in range(self.config.liveness_ticks):
+        for tick in range(self.config.liveness_ticks):
             members = self._members()
             for node in self.nodes.values():
                 if node.id in members and node.raw is None:
@@ -541,16 +549,26 @@ class Simulation:
                     self._crash(node)
             self.step(faults=False, tick_rate=1.0)
             leader = self.leader()
-            if leader is not None and proposed_at != (leader.id, leader.term):
+            # A client retries its write on a new leader, and every 50 ticks (it may have
+            # been dropped, e.g. during a leadership transfer).
+            if leader is not None and (proposed_at != (leader.id, leader.term) or tick % 50 == 49):
                 proposed_at = (leader.id, leader.term)
                 self._propose(leader, LIVE_KEY)
             if self._converged(members):
-                self._count("liveness_ticks", self.clock.now)
+                self._count("liveness_ticks", tick + 1)
                 return
         states = {n.id: (n.raw is not None, n.soft.raft_state.value, n.term, n.commit,
                          n.sm.applied, n.sm.kv.get(LIVE_KEY)) for n in self.nodes.values()}
+        leader = self.leader()
+        progress = ""
+        if leader is not None and leader.raw is not None:
+            progress = "; leader progress " + ", ".join(
+                f"{i}:{p.state.value}/match={p.match}/next={p.next}/inflight={p.inflight}"
+                f"{'/paused' if p.paused else ''}"
+                for i, p in sorted(leader.raw.status().progress.items()))
         raise SimViolation("liveness", f"no convergence after {self.config.liveness_ticks} "
-                                       f"ticks: members {sorted(members)}, nodes {states}")
+                                       f"ticks: members {sorted(members)}, nodes {states}"
+                                       f"{progress}")
 
     def _converged(self, members: set[int]) -> bool:
         nodes = [self.nodes[m] for m in members]
