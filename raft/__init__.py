@@ -26,9 +26,9 @@ from raft.ready import Ready
 from raft.storage import LogStorage, MemoryStorage
 from raft.types import (
     NONE,
-    Config,
     ConfChange,
     ConfChangeType,
+    Config,
     ConfState,
     Entry,
     EntryType,

@@ -33,8 +33,8 @@ from raft.storage import LogStorage
 from raft.types import (
     NONE,
     ConfChange,
-    ConfState,
     Config,
+    ConfState,
     Entry,
     EntryType,
     HardState,
@@ -84,6 +84,10 @@ class Raft:
         self.uncommitted_size = 0
         self.lead_transferee = NONE
         self.pending_conf_index = 0
+        # Set by a proposal on the leader: new entries wait for the next Ready to be sent.
+        self.append_pending = False
+        # Set by a ReadIndex on the leader: a heartbeat round goes out with the next Ready.
+        self.heartbeat_pending = False
         self.step_fn: Callable[[Raft, Message], None] = follower.step_follower
         self.tick_fn: Callable[[], None] = self.tick_election
 
@@ -99,10 +103,13 @@ class Raft:
     def _load_state(self, hs: HardState) -> None:
         log = self.raft_log
         invariant(
-            log.committed <= hs.commit <= log.last_index(),
+            hs.commit <= log.last_index(),
             f"hard state commit {hs.commit} is out of range [{log.committed}, {log.last_index()}]",
         )
-        log.committed = hs.commit
+        # A snapshot holds only committed state, so a crash after persisting the snapshot but
+        # before the newer hard state (Ready steps 1 and 2) leaves hs.commit below it: keep
+        # the snapshot's index as the commit point rather than refuse to start.
+        log.committed = max(log.committed, hs.commit)
         self.term = hs.term
         self.vote = hs.vote
 
@@ -188,6 +195,8 @@ class Raft:
                 pr.match = last
         self.pending_conf_index = 0
         self.uncommitted_size = 0
+        self.append_pending = False
+        self.heartbeat_pending = False
         self.read_only = ReadOnly(self.read_only.option)
 
     def become_follower(self, term: int, lead: int) -> None:

@@ -31,6 +31,12 @@ class Inflights:
         while q and q[0] <= to:
             q.popleft()
 
+    def free_first_one(self) -> None:
+        """Free the oldest slot: a heartbeat response proves the follower is alive, so a full
+        window (whose MsgApp may have been lost) must not stall replication forever."""
+        if self._q:
+            self._q.popleft()
+
     def full(self) -> bool:
         return len(self._q) >= self.size
 

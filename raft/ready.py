@@ -8,8 +8,8 @@ below in this order, then call `RawNode.advance(ready)` before asking for the ne
    snapshot marker) and install it in the LogStorage (`MemoryStorage.apply_snapshot`).
 2. **HardState and entries.** Persist `hard_state` (if not None) and append `entries` to the
    log (entries may overwrite a conflicting suffix: truncate at `entries[0].index`), with an
-   fsync when `must_sync` is True. `must_sync` is True when the term, the vote or the entries
-   changed: those are exactly what Raft's safety needs on stable storage. A commit-only
+   fsync when `must_sync` is True. `must_sync` is True when the term, the vote, the entries
+   or the snapshot changed: those are exactly what Raft's safety needs on stable storage. A commit-only
    change does not require an fsync (the commit index can be re-learnt from the leader).
 3. **Messages.** Only now send `messages`. Several of them promise something about durable
    state and would be lies if sent before step 2:
@@ -81,7 +81,15 @@ class Ready:
         )
 
 
-def must_sync(*, hard_state: HardState, prev: HardState, entries_count: int) -> bool:
-    """Whether the Ready needs an fsync: votes, terms and entries must be durable before any
-    message that depends on them is sent; a commit index alone need not be."""
-    return entries_count != 0 or hard_state.vote != prev.vote or hard_state.term != prev.term
+def must_sync(
+    *, hard_state: HardState, prev: HardState, entries_count: int, has_snapshot: bool
+) -> bool:
+    """Whether the Ready needs an fsync: votes, terms, entries and an installed snapshot
+    must be durable before any message that depends on them is sent; a commit index alone
+    need not be."""
+    return (
+        entries_count != 0
+        or has_snapshot
+        or hard_state.vote != prev.vote
+        or hard_state.term != prev.term
+    )

@@ -87,6 +87,8 @@ def step_leader(r: Raft, m: Message) -> None:
     elif t is MessageType.HEARTBEAT_RESP:
         pr.recent_active = True
         pr.probe_sent = False
+        if pr.state is ProgressState.REPLICATE and pr.inflights.full():
+            pr.inflights.free_first_one()
         if pr.match < r.raft_log.last_index():
             send_append(r, m.from_)
         if r.read_only.option is not ReadOnlyOption.SAFE or not m.context:
@@ -157,7 +159,23 @@ def _handle_proposal(r: Raft, m: Message) -> None:
             r.pending_conf_index = r.raft_log.last_index() + i + 1
     if not append_entry(r, entries):
         r.drop_proposal("too many uncommitted bytes")
-    bcast_append(r)
+    # Replication is deferred to the next Ready (flush_appends): messages only leave through
+    # ready(), so many proposals between two Ready batches share one MsgApp per follower.
+    r.append_pending = True
+
+
+def flush(r: Raft) -> None:
+    """Called before a Ready is built: send the entries proposed since the last Ready to
+    every follower that can take them, and one heartbeat round for the ReadIndex requests
+    that arrived since then (they all share it)."""
+    if r.append_pending:
+        r.append_pending = False
+        for id in r.trk.ids():
+            if id != r.id:
+                while maybe_send_append(r, id, send_if_empty=False):
+                    pass
+    if r.heartbeat_pending:
+        bcast_heartbeat(r)
 
 
 def append_entry(r: Raft, es: Sequence[Entry]) -> bool:
@@ -178,7 +196,10 @@ def append_entry(r: Raft, es: Sequence[Entry]) -> bool:
     # Counting ourselves before the fsync is safe: the commit index this enables is only
     # sent or applied after the Ready's entries are durable (raft/ready.py).
     r.trk.progress[r.id].maybe_update(li)
-    maybe_commit(r)
+    # Followers never match beyond our last index, so our own append can only move the
+    # quorum's commit index when we are the only voter.
+    if len(r.trk.voters) == 1:
+        maybe_commit(r)
     return True
 
 
@@ -254,6 +275,7 @@ def _send_snapshot(r: Raft, to: int) -> bool:
 
 
 def bcast_heartbeat(r: Raft) -> None:
+    r.heartbeat_pending = False
     ctx = r.read_only.last_pending_request_ctx()
     for id in r.trk.ids():
         if id != r.id:
@@ -287,7 +309,9 @@ def _start_read_index(r: Raft, reqs: list[Message]) -> None:
     for m in reqs:
         r.read_only.add_request(committed, m)
         r.read_only.recv_ack(r.id, m.entries[0].data)
-    bcast_heartbeat(r)
+    # The round goes out with the next Ready (flush): a heartbeat sent after a request
+    # arrived proves leadership for it, so requests arriving together share one round.
+    r.heartbeat_pending = True
 
 
 def release_pending_read_index_messages(r: Raft) -> None:
