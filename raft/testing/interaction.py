@@ -15,6 +15,7 @@ Commands (arguments in key=value form, ids are node ids, 1-based):
   add-nodes N [voters=(..) learners=(..) index=I] [prevote=true] [checkquorum=true]
             [max-size-per-msg=B] [max-inflight=N] [max-uncommitted=B] [read-only=lease]
             [step-down-on-removal=true] [disable-forwarding=true]
+            [election-ticks=10] [heartbeat-ticks=1]
   campaign ID | propose ID DATA | propose-conf-change ID (input: v4, l4 or r2)
   tick-heartbeat ID | tick-election ID | tick ID N
   deliver-msgs [ID..] [drop=(ID..)] | process-ready [ID..] | stabilize [ID..]
@@ -140,6 +141,8 @@ class InteractionEnv:
             cfg = Config(
                 id=id,
                 rng=random.Random(id),
+                election_ticks=num("election-ticks", 10),
+                heartbeat_ticks=num("heartbeat-ticks", 1),
                 pre_vote=flag("prevote"),
                 check_quorum=flag("checkquorum") or kv.get("read-only", [""])[0] == "lease",
                 max_size_per_msg_bytes=num("max-size-per-msg", 1024 * 1024),
