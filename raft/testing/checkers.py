@@ -17,7 +17,8 @@ The properties (Raft paper figure 3, plus the crash and ReadIndex rules):
   never helps. (Learners may answer votes, as in etcd-io/raft PR 10998, but they count
   only if the candidate's config says they are voters.) A learner never campaigns;
 - *vote durability*: a node only grants a vote (MsgVoteResp, reject=false) after it
-  persisted that vote in its HardState, and it never persists two votes in one term;
+  persisted that vote in its HardState (or a later term, which rules out voting again in
+  that term), and it never persists two votes in one term;
 - *monotonicity*: within one incarnation, term and commit never decrease; across crashes
   the persisted term and commit never decrease;
 - *log matching*: an (index, term) pair names one entry forever: every persisted copy has
@@ -206,7 +207,9 @@ class SafetyChecker:
         if pre_vote:
             return
         t = self._node(node)
-        if t.persisted_term != term or t.persisted_vote != to:
+        # A later durable term also makes the vote safe: the node can never vote in `term`
+        # again (one Ready may carry a term-2 grant and the term-3 HardState that follows).
+        if t.persisted_term < term or (t.persisted_term == term and t.persisted_vote != to):
             raise SimViolation(
                 "vote-durability",
                 f"node {node} granted its term-{term} vote to {to} but persisted "

@@ -105,13 +105,24 @@ FAULT_MIXES: dict[str, FaultMix] = {
 @dataclass(frozen=True, slots=True)
 class SimConfig:
     nodes: int = 3
-    steps: int = 400
+    steps: int = 1200
     liveness_ticks: int = 300
     mix: str | None = None  # None: drawn from the seed
     snapshot_every: int = 12  # applied entries between snapshots of the state machine
     snapshot_keep: int = 3  # entries kept in the log behind a snapshot
     spares: int = 1  # extra node ids that membership changes may add
     max_inflight_msgs: int | None = None  # None: drawn from the seed among 1, 4, 256
+    # A deliberate fault in the simulated node or disk (see MUTATIONS), so that tests can
+    # show the checkers catch it: a checker that never fails proves nothing.
+    mutation: str | None = None
+
+
+MUTATIONS = {
+    "send-before-persist": "send a Ready's messages before persisting its hard state and entries",
+    "forget-vote": "a crash loses the persisted vote (a disk that ignores fsync of the hard state)",
+    "local-read": "serve reads at once from the local state machine, skipping ReadIndex",
+    "lose-tail": "a crash loses the log entries past the persisted commit (acknowledged, not synced)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +167,9 @@ class Simulation:
         self.max_commit = 1
         voters = tuple(range(1, config.nodes + 1))
         self.nodes: dict[int, SimNode] = {}
+        if config.mutation is not None and config.mutation not in MUTATIONS:
+            raise ValueError(f"unknown mutation {config.mutation!r}")
+        self.mutation = config.mutation
         boot = Snapshot(SnapshotMetadata(1, 1, ConfState(voters=voters)), b"")
         for node_id in range(1, config.nodes + config.spares + 1):
             disk = MemoryStorage()
@@ -225,6 +239,21 @@ class Simulation:
         self._event("start", node.id, node.incarnation)
 
     def _crash(self, node: SimNode) -> None:
+        disk = node.disk
+        if self.mutation == "forget-vote":
+            hs = disk.hard_state()
+            disk.set_hard_state(HardState(term=hs.term, vote=0, commit=hs.commit))
+        elif self.mutation == "lose-tail" and disk.last_index() > disk.hard_state().commit:
+            # Only entries this node does not know to be committed: what an unsynced write
+            # cache would lose, and exactly what a leader may have counted towards a quorum.
+            hs = disk.hard_state()
+            kept = disk.entries(disk.first_index(), hs.commit + 1, 1 << 62)
+            snap = disk.snapshot()
+            node.disk = MemoryStorage()
+            if not snap.is_empty:
+                node.disk.apply_snapshot(snap)
+            node.disk.append(kept)
+            node.disk.set_hard_state(hs)
         node.raw = None
         node.reads.clear()
         node.crash_point = None
@@ -247,6 +276,11 @@ class Simulation:
         elif not envs and m.type is MessageType.APP and self.network.is_blocked(node.id, m.to):
             if node.raw is not None:
                 node.raw.report_unreachable(m.to)
+
+    def _send_checked(self, node: SimNode, m: Message) -> None:
+        if m.type is MessageType.VOTE_RESP and not m.reject:
+            self.checker.on_vote_granted_sent(node.id, to=m.to, term=m.term, pre_vote=False)
+        self._send(node, m)
 
     def _report_snapshot(self, env: Envelope[Message], ok: bool) -> None:
         origin = self._snap_streams.pop(env.seq, None)
@@ -292,6 +326,9 @@ class Simulation:
             disk.apply_snapshot(rd.snapshot)
             if crash is CrashPoint.AFTER_SNAPSHOT:
                 return self._crash(node)
+        if self.mutation == "send-before-persist":
+            for m in rd.messages:
+                self._send_checked(node, m)
         # 2. Entries, then hard state.
         if rd.entries:
             first = rd.entries[0].index
@@ -314,10 +351,9 @@ class Simulation:
             return self._crash(node)
         self._observe(node, rd.soft_state)
         # 3. Messages, only now that what they promise is durable.
-        for m in rd.messages:
-            if m.type is MessageType.VOTE_RESP and not m.reject:
-                self.checker.on_vote_granted_sent(node.id, to=m.to, term=m.term, pre_vote=False)
-            self._send(node, m)
+        if self.mutation != "send-before-persist":
+            for m in rd.messages:
+                self._send_checked(node, m)
         if crash is CrashPoint.AFTER_SEND:
             return self._crash(node)
         # 4. Apply.
@@ -426,6 +462,10 @@ class Simulation:
             return
         ctx = f"r{self._fresh_id()}".encode()
         node.reads[ctx] = PendingRead(self.rng.choice(KEYS), self.clock.now, self.max_commit)
+        if self.mutation == "local-read":
+            node.reads[ctx].read_index = node.sm.applied
+            self._serve_reads(node)
+            return
         try:
             node.raw.read_index(ctx)
             self._count("reads_invoked")

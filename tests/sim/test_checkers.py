@@ -70,6 +70,11 @@ def test_vote_granted_before_persisted() -> None:
         c.on_vote_granted_sent(1, to=2, term=3, pre_vote=False)
     c.on_persist_hard_state(1, term=3, vote=2, commit=0)
     c.on_vote_granted_sent(1, to=2, term=3, pre_vote=False)
+    with pytest.raises(SimViolation, match="vote-durability"):
+        c.on_vote_granted_sent(1, to=3, term=3, pre_vote=False)
+    # One Ready may carry a grant for term 3 and the HardState of term 4 that followed it.
+    c.on_persist_hard_state(1, term=4, vote=3, commit=0)
+    c.on_vote_granted_sent(1, to=2, term=3, pre_vote=False)
 
 
 def test_learner_never_campaigns_and_its_vote_does_not_count() -> None:
