@@ -126,7 +126,6 @@ class WriteTxn:
             raise
         if self.sub:
             self.revision = self.main
-            self.txn.put(META_REVISION, pack_u64(self.revision), db=self.dbs.meta)
         return ApplyResult(index, self.revision, response, tuple(self.events))
 
     def _dispatch(self, req: object) -> Response:
@@ -156,6 +155,10 @@ class WriteTxn:
         if isinstance(req, LeaseCheckpointRequest):
             return lease_ops.checkpoint(self, req)
         raise TypeError(f"kvstore cannot apply {type(req).__name__}")
+
+    def finish(self) -> None:
+        """Record the revision reached by the batch (once, not per entry)."""
+        self.txn.put(META_REVISION, pack_u64(self.revision), db=self.dbs.meta)
 
     # --- checks (no writes) ---------------------------------------------------------------
 

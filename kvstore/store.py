@@ -18,7 +18,10 @@ Writes come only from `apply_batch` (raft committed entries, in index order). On
 ONE LMDB write transaction, which also stores the applied raft index and term: after a
 crash, the entries the WAL replays that are <= the stored index return None and change
 nothing (idempotent replay). A failpoint "apply.before_commit" sits just before the commit.
-Physical compaction runs after the commit in its own small transactions (compaction.py).
+Physical compaction runs after the commit in its own small transactions (compaction.py):
+inline at the end of apply_batch by default, or, with `compact_inline=False`, whenever the
+node calls `run_pending_compaction(batches_max=...)` (e.g. a few batches between applies).
+Reads are correct either way: versions below the compact revision are unreadable at once.
 
 Readers (`range`, `events_since`, hashes, lease reads) each open a short LMDB read txn and
 read the revision and compact revision from `meta` inside it, so they always see one
@@ -160,6 +163,7 @@ class Store:
         min_lease_ttl_s: int = 2,
         compaction_batch_limit: int = 1000,
         map_size_bytes: int = 256 * 1024**2,
+        compact_inline: bool = True,
     ) -> None:
         self.path = Path(data_dir) / "member" / "kv"
         self.path.mkdir(parents=True, exist_ok=True)
@@ -168,6 +172,7 @@ class Store:
             max_txn_ops=max_txn_ops, min_lease_ttl_s=min_lease_ttl_s, quota_bytes=quota_bytes
         )
         self.compaction_batch_limit = compaction_batch_limit
+        self.compact_inline = compact_inline
         self.nospace_alarm = False
         self._map_size_bytes = map_size_bytes
         self._gate = _Gate()
@@ -358,6 +363,7 @@ class Store:
                     results.append(e)
                 invariant(term >= applied_term, f"term went back at index {index}")
                 applied_index, applied_term = index, term
+            w.finish()
             txn.put(_META_APPLIED_INDEX, pack_u64(applied_index), db=dbs.meta)
             txn.put(_META_APPLIED_TERM, pack_u64(applied_term), db=dbs.meta)
             failpoint("apply.before_commit")
@@ -374,7 +380,7 @@ class Store:
         self._revision = state["revision"]
         self._compact_revision = state["compact"]
         self._applied_index, self._applied_term = state["applied"]
-        if state["scheduled"]:
+        if state["scheduled"] and self.compact_inline:
             self.run_pending_compaction()
         return results
 

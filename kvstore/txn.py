@@ -66,10 +66,10 @@ def check_key(key: bytes) -> None:
 
 def check_request(req: object, *, max_txn_ops: int) -> None:
     """Raise the error etcd's gRPC layer returns for `req`, if any (before any state is read)."""
-    if isinstance(req, RangeRequest | DeleteRangeRequest):
-        check_key(req.key)
-    elif isinstance(req, PutRequest):
+    if isinstance(req, PutRequest):
         _check_put(req)
+    elif isinstance(req, RangeRequest | DeleteRangeRequest):
+        check_key(req.key)
     elif isinstance(req, TxnRequest):
         _check_txn(req, max_txn_ops)
         _check_intervals(req.success)
