@@ -29,6 +29,7 @@ from crc32c import crc32c
 
 from .errors import WalCorruptError, WalUnsupportedVersionError
 from .record import (
+    CRC_BYTES,
     FORMAT_VERSION,
     HEADER,
     HEADER_BYTES,
@@ -83,7 +84,7 @@ def check_frame(data: bytes, off: int, seed: int, size: int) -> tuple[int, int, 
     """(type, length, crc) if a frame at `off` is intact when chained on `seed`, else why not."""
     if off + HEADER_BYTES > size:
         return "partial frame header"
-    n, rtype, stored = HEADER.unpack_from(data, off)
+    stored, n, rtype = HEADER.unpack_from(data, off)
     if rtype not in RECORD_TYPES:
         return f"unknown record type {rtype}" if (n or rtype or stored) else "zero header before data"
     if n == 0 or n > RECORD_BYTES_MAX:
@@ -91,7 +92,7 @@ def check_frame(data: bytes, off: int, seed: int, size: int) -> tuple[int, int, 
     if off + HEADER_BYTES + n > size:
         return f"record of {n} bytes runs past the end of the file"
     view = memoryview(data)
-    crc = crc32c(view[off + HEADER_BYTES : off + HEADER_BYTES + n], crc32c(view[off : off + 5], seed))
+    crc = crc32c(view[off + CRC_BYTES : off + HEADER_BYTES + n], seed)
     if crc != stored:
         return "crc mismatch"
     return rtype, n, crc
@@ -118,7 +119,7 @@ def decode_segment(path: str, data: bytes, *, expected_prev_crc: int | None) -> 
     off = HEADER_BYTES + first[1]
     if off + HEADER_BYTES > size:
         raise WalCorruptError(path, off, "segment header is missing its CRC record")
-    n = HEADER.unpack_from(data, off)[0]
+    n = HEADER.unpack_from(data, off)[1]
     carried = _decode(path, off, RecordType.CRC, view[off + HEADER_BYTES : off + HEADER_BYTES + n])
     if not isinstance(carried, CrcRecord):
         raise WalCorruptError(path, off, "second record of the segment is not a CRC record")
@@ -140,19 +141,40 @@ def decode_segment(path: str, data: bytes, *, expected_prev_crc: int | None) -> 
     records = scan.records
     unpack_from = HEADER.unpack_from
     types = RECORD_TYPES
+    unpackb = _unpackb
     hb = HEADER_BYTES
     while off < nz_end:
         if off + hb > size:
             break
-        n, rtype, stored = unpack_from(data, off)
+        stored, n, rtype = unpack_from(data, off)
         end = off + hb + n
         if rtype not in types or n == 0 or n > RECORD_BYTES_MAX or end > size:
             break
-        payload = view[off + hb : end]
-        c = crc32c(payload, crc32c(view[off : off + 5], crc))
+        c = crc32c(view[off + 4 : end], crc)
         if c != stored:
             break
-        records.append((off, _decode(path, off, rtype, payload)))
+        rec: Payload | None = None
+        if rtype == _ENTRY:
+            # The common case, inlined; anything unusual goes through the full check.
+            try:
+                f = unpackb(view[off + hb : end])
+            except Exception:
+                f = None
+            if (
+                type(f) is list
+                and len(f) == 4
+                and type(f[0]) is int
+                and type(f[1]) is int
+                and type(f[2]) is int
+                and type(f[3]) is bytes
+                and f[0] >= 0
+                and f[1] >= 0
+                and f[2] >= 0
+            ):
+                rec = WalEntry(f[0], f[1], f[2], f[3])
+        if rec is None:
+            rec = _decode(path, off, rtype, view[off + hb : end])
+        records.append((off, rec))
         crc = c
         off = end
     scan.end = off
@@ -166,21 +188,6 @@ def decode_segment(path: str, data: bytes, *, expected_prev_crc: int | None) -> 
 
 def _decode(path: str, off: int, rtype: int, payload: memoryview) -> Payload:
     try:
-        if rtype == _ENTRY:
-            # Inline the common case; decode_payload re-checks everything on any doubt.
-            f = _unpackb(payload)
-            if (
-                type(f) is list
-                and len(f) == 4
-                and type(f[0]) is int
-                and type(f[1]) is int
-                and type(f[2]) is int
-                and type(f[3]) is bytes
-                and f[0] >= 0
-                and f[1] >= 0
-                and f[2] >= 0
-            ):
-                return WalEntry(f[0], f[1], f[2], f[3])
         return decode_payload(rtype, payload)
     except Exception as exc:  # msgpack errors on garbage that happens to pass the crc
         raise WalCorruptError(path, off, f"record passed its crc but does not decode: {exc}") from None

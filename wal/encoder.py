@@ -53,7 +53,7 @@ class Encoder:
             raise ValueError(f"wal: record of {n} bytes exceeds the {RECORD_BYTES_MAX} byte limit")
         prefix = HEADER_CRC_PREFIX.pack(n, rtype)
         crc = crc32c(payload, crc32c(prefix, self.crc))
-        buf += HEADER.pack(n, rtype, crc)
+        buf += HEADER.pack(crc, n, rtype)
         buf += payload
         self.crc = crc
 
@@ -71,7 +71,7 @@ class Encoder:
                 self.crc = crc
                 raise ValueError(f"wal: entry {e.index} of {n} bytes exceeds the record limit")
             crc = crc32c(payload, crc32c(pack_prefix(n, _ENTRY), crc))
-            buf += pack_header(n, _ENTRY, crc)
+            buf += pack_header(crc, n, _ENTRY)
             buf += payload
         self.crc = crc
 

@@ -4,12 +4,13 @@ Theory of operation
 -------------------
 A segment file is a sequence of frames followed by zero bytes (preallocated space):
 
-    +------------+---------+-------------+--------------------+
-    | length u32 | type u8 | crc u32     | payload (length B) |   all integers little-endian
-    +------------+---------+-------------+--------------------+
+    +---------+------------+---------+--------------------+
+    | crc u32 | length u32 | type u8 | payload (length B) |   all integers little-endian
+    +---------+------------+---------+--------------------+
 
-`crc` is CRC-32C over the first five header bytes and then the payload, *seeded with the
-crc of the previous frame* (etcd's chained CRC). The chain means a frame validates only in
+`crc` is CRC-32C over everything after it (length, type, payload: one contiguous range,
+so the reader needs a single crc32c call per frame), *seeded with the crc of the previous
+frame* (etcd's chained CRC). The chain means a frame validates only in
 its place: a frame copied or replayed elsewhere, or a frame whose predecessor changed,
 fails. The chain starts at 0 in the first segment; every segment begins with
 
@@ -34,10 +35,11 @@ from typing import Any
 import msgpack
 
 FORMAT_VERSION = 1
-HEADER = struct.Struct("<IBI")
+HEADER = struct.Struct("<IIB")  # crc, length, type
 HEADER_BYTES = HEADER.size  # 9
-# The crc covers the length and the type: the first five header bytes.
+# The crc covers the length and the type (the last five header bytes), then the payload.
 HEADER_CRC_PREFIX = struct.Struct("<IB")
+CRC_BYTES = 4
 # Upper bound on one record's payload: anything larger is a corrupt length field.
 RECORD_BYTES_MAX = 128 * 1024 * 1024
 

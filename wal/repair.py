@@ -40,11 +40,12 @@ import re
 from crc32c import crc32c
 
 from .decoder import check_frame, data_end
-from .record import HEADER, HEADER_BYTES, RECORD_BYTES_MAX, RecordType
+from .record import CRC_BYTES, HEADER, HEADER_BYTES, RECORD_BYTES_MAX, RecordType
 from .segment import preallocate
 
-# A frame header has its type byte at offset 4; candidates are found by searching for a
+# A frame header has its type byte at offset 8; candidates are found by searching for a
 # valid type byte (a C-speed scan) rather than testing every offset in Python.
+_TYPE_AT = 8
 _TYPE_BYTE = re.compile(b"[" + bytes([min(RecordType)]) + b"-" + bytes([max(RecordType)]) + b"]")
 
 
@@ -55,21 +56,19 @@ def find_frame_after(data: bytes, bad_offset: int, prev_crc: int) -> int | None:
     seeds = {prev_crc}
     successor_seeds: dict[int, set[int]] = {}
     if bad_offset + HEADER_BYTES <= size:
-        n, _, stored = HEADER.unpack_from(data, bad_offset)
+        stored, n, _ = HEADER.unpack_from(data, bad_offset)
         seeds.add(stored)
         end = bad_offset + HEADER_BYTES + n
         if 0 < n <= RECORD_BYTES_MAX and end <= size:
             view = memoryview(data)
-            recomputed = crc32c(
-                view[bad_offset + HEADER_BYTES : end], crc32c(view[bad_offset : bad_offset + 5], prev_crc)
-            )
+            recomputed = crc32c(view[bad_offset + CRC_BYTES : end], prev_crc)
             seeds.add(recomputed)
             successor_seeds[end] = {stored, recomputed}
-    for m in _TYPE_BYTE.finditer(data, bad_offset + 5, nz_end + 5):
-        q = m.start() - 4
+    for m in _TYPE_BYTE.finditer(data, bad_offset + 1 + _TYPE_AT, nz_end + _TYPE_AT):
+        q = m.start() - _TYPE_AT
         if q + HEADER_BYTES > size:
             break
-        n, _, stored = HEADER.unpack_from(data, q)
+        stored, n, _ = HEADER.unpack_from(data, q)
         end = q + HEADER_BYTES + n
         if n == 0 or n > RECORD_BYTES_MAX or end > size:
             continue

@@ -51,7 +51,7 @@ def frames(data: bytes) -> list[tuple[int, int]]:
     """(offset, total length) of every frame in a segment, up to the zero header."""
     out, off = [], 0
     while off + 9 <= len(data):
-        n, t, _ = struct.unpack_from("<IBI", data, off)
+        _, n, t = struct.unpack_from("<IIB", data, off)
         if n == 0 and t == 0:
             break
         out.append((off, 9 + n))

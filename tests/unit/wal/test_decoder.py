@@ -113,4 +113,4 @@ def test_check_frame_and_data_end_helpers() -> None:
 
 
 def _crc_after_first(buf: bytearray) -> int:
-    return int(struct.unpack_from("<IBI", buf, 0)[2])
+    return int(struct.unpack_from("<IIB", buf, 0)[0])

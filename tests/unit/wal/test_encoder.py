@@ -14,11 +14,12 @@ def test_frame_layout_and_chained_crc() -> None:
     enc = Encoder(crc=1234)
     e = WalEntry(7, 2, 0, b"abc")
     enc.encode(buf, e)
-    n, rtype, crc = HEADER.unpack_from(buf, 0)
+    crc, n, rtype = HEADER.unpack_from(buf, 0)
     _, payload = encode_payload(e)
     assert (n, rtype) == (len(payload), RecordType.ENTRY)
     assert bytes(buf[HEADER.size :]) == payload
-    assert crc == crc32c(payload, crc32c(bytes(buf[:5]), 1234)) == enc.crc
+    # the crc covers length, type and payload: every byte after the crc field
+    assert crc == crc32c(bytes(buf[4:]), 1234) == enc.crc
 
 
 def test_batch_encoding_equals_one_by_one() -> None:
@@ -42,12 +43,12 @@ def test_oversized_record_is_refused_and_chain_kept() -> None:
 def test_segment_header_joins_the_chain() -> None:
     header, crc = segment_header(prev_crc=77, metadata=b"m", hard_state=HardState(1, 2, 3), version=1)
     # the VERSION frame is seeded with 0; the CRC frame carries and continues from 77
-    n0, t0, c0 = HEADER.unpack_from(header, 0)
+    c0, n0, t0 = HEADER.unpack_from(header, 0)
     assert t0 == RecordType.VERSION
-    assert c0 == crc32c(header[9 : 9 + n0], crc32c(header[:5], 0))
+    assert c0 == crc32c(header[4 : 9 + n0], 0)
     off = 9 + n0
-    n1, t1, c1 = HEADER.unpack_from(header, off)
+    c1, n1, t1 = HEADER.unpack_from(header, off)
     assert t1 == RecordType.CRC
-    assert c1 == crc32c(header[off + 9 : off + 9 + n1], crc32c(header[off : off + 5], 77))
+    assert c1 == crc32c(header[off + 4 : off + 9 + n1], 77)
     without_state, _ = segment_header(prev_crc=77, metadata=b"m", hard_state=None, version=1)
     assert len(without_state) < len(header) and crc != 0

@@ -37,7 +37,8 @@ DATA, STARTS = build(6)
 
 @pytest.mark.parametrize(
     ("name", "delta"),
-    [("length", 0), ("type", 4), ("crc", 6), ("payload", 20), ("payload-end", 48)],
+    [("crc", 0), ("crc-high", 3), ("length", 4), ("length-high", 7), ("type", 8),
+     ("payload", 20), ("payload-end", 48)],
 )
 def test_single_damaged_record_followed_by_good_ones_is_corruption(name: str, delta: int) -> None:
     bad = bytearray(DATA)
