@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from raft.raw_node import RawNode
 from raft.storage import MemoryStorage
 from raft.types import (
-    ConfState,
     Config,
+    ConfState,
     Entry,
     HardState,
     Message,
@@ -41,7 +41,6 @@ from raft.types import (
     SnapshotMetadata,
     StateType,
 )
-
 
 CASES = ["batched", "batched-msg", "single"]
 
