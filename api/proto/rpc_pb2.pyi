@@ -1,4 +1,5 @@
 # ruff: noqa
+# mypy: disable-error-code="type-arg"
 from api.proto import auth_pb2 as _auth_pb2
 from api.proto import kv_pb2 as _kv_pb2
 from google.protobuf.internal import containers as _containers

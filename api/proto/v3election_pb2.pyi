@@ -1,4 +1,5 @@
 # ruff: noqa
+# mypy: disable-error-code="type-arg"
 from api.proto import kv_pb2 as _kv_pb2
 from api.proto import rpc_pb2 as _rpc_pb2
 from google.protobuf import descriptor as _descriptor
