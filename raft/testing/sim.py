@@ -35,20 +35,19 @@ from dataclasses import dataclass, field
 from raft.errors import ConfChangeError, RaftError, StepPeerNotFoundError
 from raft.raw_node import RawNode
 from raft.storage import MemoryStorage
+from raft.testing import workload
 from raft.testing.checkers import LogView, ReadRecord, SafetyChecker, SimViolation
 from raft.testing.network import Envelope, FakeClock, FakeNetwork, NetworkFaults
 from raft.testing.sim_node import (
     ROLE_OF_STATE,
     CrashPoint,
     KvStateMachine,
-    PendingRead,
     SimNode,
-    encode_put,
     entry_record,
 )
+from raft.testing.workload import FAULT_MIXES, MUTATIONS, FaultMix
 from raft.types import (
     ConfChange,
-    ConfChangeType,
     Config,
     ConfState,
     Entry,
@@ -62,44 +61,7 @@ from raft.types import (
     StateType,
 )
 
-KEYS = ("a", "b", "c", "d", "e")
 LIVE_KEY = "live"
-
-
-@dataclass(frozen=True, slots=True)
-class FaultMix:
-    """Per-step probabilities of each fault and client action, plus the network model."""
-
-    name: str
-    network: NetworkFaults
-    tick_rate: float = 0.5
-    propose_rate: float = 0.3
-    read_rate: float = 0.1
-    crash_rate: float = 0.0
-    restart_rate: float = 0.1
-    partition_rate: float = 0.0
-    heal_rate: float = 0.05
-    conf_change_rate: float = 0.0
-    transfer_rate: float = 0.0
-
-
-_LOSSY = NetworkFaults(drop_rate=0.1, duplicate_rate=0.05, reorder_rate=0.1, delay_max=2,
-                       reorder_extra_max=6)
-FAULT_MIXES: dict[str, FaultMix] = {
-    m.name: m
-    for m in (
-        FaultMix("calm", NetworkFaults(delay_max=1)),
-        FaultMix("lossy", _LOSSY, transfer_rate=0.01),
-        FaultMix("partitions", NetworkFaults(delay_max=2, reorder_rate=0.05, reorder_extra_max=4),
-                 partition_rate=0.03, heal_rate=0.04),
-        FaultMix("crashes", NetworkFaults(delay_max=2, drop_rate=0.02), crash_rate=0.02,
-                 restart_rate=0.08),
-        FaultMix("membership", NetworkFaults(delay_max=2, drop_rate=0.02), conf_change_rate=0.03,
-                 transfer_rate=0.01, crash_rate=0.005),
-        FaultMix("chaos", _LOSSY, crash_rate=0.015, partition_rate=0.02, conf_change_rate=0.02,
-                 transfer_rate=0.01, restart_rate=0.08),
-    )
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +77,6 @@ class SimConfig:
     # A deliberate fault in the simulated node or disk (see MUTATIONS), so that tests can
     # show the checkers catch it: a checker that never fails proves nothing.
     mutation: str | None = None
-
-
-MUTATIONS = {
-    "send-before-persist": "send a Ready's messages before persisting its hard state and entries",
-    "forget-vote": "a crash loses the persisted vote (a disk that ignores fsync of the hard state)",
-    "local-read": "serve reads at once from the local state machine, skipping ReadIndex",
-    "lose-tail": "a crash loses the log entries past the persisted commit (acknowledged, not synced)",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,35 +131,35 @@ class Simulation:
                 disk.apply_snapshot(boot)
                 disk.set_hard_state(HardState(term=1, commit=1))
             node = self.nodes[node_id] = SimNode(node_id, disk)
-            self._start(node)
+            self.start(node)
 
     # ------------------------------------------------------------------- plumbing
 
-    def _count(self, name: str, n: int = 1) -> None:
+    def count(self, name: str, n: int = 1) -> None:
         self.stats[name] = self.stats.get(name, 0) + n
 
-    def _event(self, *parts: object) -> None:
+    def event(self, *parts: object) -> None:
         self._trace.update(repr(parts).encode())
 
     @property
     def trace_hash(self) -> str:
         return self._trace.hexdigest()
 
-    def _fresh_id(self) -> int:
+    def fresh_id(self) -> int:
         self._next_id += 1
         return self._next_id
 
-    def _alive(self) -> list[SimNode]:
+    def alive(self) -> list[SimNode]:
         return [n for n in self.nodes.values() if n.raw is not None]
 
     def leader(self) -> SimNode | None:
         """The running leader of the highest term, if any."""
-        leaders = [n for n in self._alive() if n.is_leader]
+        leaders = [n for n in self.alive() if n.is_leader]
         return max(leaders, key=lambda n: n.term) if leaders else None
 
     # ------------------------------------------------------------ crash / restart
 
-    def _start(self, node: SimNode) -> None:
+    def start(self, node: SimNode) -> None:
         """(Re)start a node from its disk, rebuilding the state machine from the snapshot."""
         snap = node.disk.snapshot()
         meta = snap.metadata
@@ -236,9 +190,9 @@ class Simulation:
         if meta.index:
             self.checker.on_install_snapshot(node.id, index=meta.index,
                                              state_digest=node.sm.digest())
-        self._event("start", node.id, node.incarnation)
+        self.event("start", node.id, node.incarnation)
 
-    def _crash(self, node: SimNode) -> None:
+    def crash(self, node: SimNode) -> None:
         disk = node.disk
         if self.mutation == "forget-vote":
             hs = disk.hard_state()
@@ -258,17 +212,17 @@ class Simulation:
         node.reads.clear()
         node.crash_point = None
         self.network.drop_to(node.id)
-        self._count("crashes")
-        self._event("crash", node.id)
+        self.count("crashes")
+        self.event("crash", node.id)
 
     # ---------------------------------------------------------------- messaging
 
     def _send(self, node: SimNode, m: Message) -> None:
-        self._event("send", m.type.value, m.from_, m.to, m.term, m.index, m.commit, m.reject,
+        self.event("send", m.type.value, m.from_, m.to, m.term, m.index, m.commit, m.reject,
                     len(m.entries))
         envs = self.network.send(node.id, m.to, m, now=self.clock.now)
         if m.type is MessageType.SNAP:
-            self._count("snapshots_sent")
+            self.count("snapshots_sent")
             for env in envs:
                 self._snap_streams[env.seq] = (node.id, node.incarnation)
             if not envs and node.raw is not None:
@@ -300,13 +254,13 @@ class Simulation:
         if node.raw is None:
             self._on_discard(env)
             return
-        self._event("recv", m.type.value, m.from_, m.to, m.term, m.index)
+        self.event("recv", m.type.value, m.from_, m.to, m.term, m.index)
         if m.type is MessageType.VOTE_RESP and not m.reject:
             self.checker.on_vote_granted_received(node.id, frm=m.from_, term=m.term)
         try:
             node.raw.step(m)
         except StepPeerNotFoundError:
-            self._count("step_unknown_peer")
+            self.count("step_unknown_peer")
         if m.type is MessageType.SNAP:
             self._report_snapshot(env, True)
 
@@ -319,13 +273,13 @@ class Simulation:
         rd = raw.ready()
         disk = node.disk
         crash = node.crash_point
-        self._event("ready", node.id, rd.hard_state, len(rd.entries), len(rd.messages),
+        self.event("ready", node.id, rd.hard_state, len(rd.entries), len(rd.messages),
                     [e.index for e in rd.committed_entries[-1:]], rd.snapshot is not None)
         # 1. The snapshot.
         if rd.snapshot is not None:
             disk.apply_snapshot(rd.snapshot)
             if crash is CrashPoint.AFTER_SNAPSHOT:
-                return self._crash(node)
+                return self.crash(node)
         if self.mutation == "send-before-persist":
             for m in rd.messages:
                 self._send_checked(node, m)
@@ -348,14 +302,14 @@ class Simulation:
             node.term, node.commit = hs.term, hs.commit
             self.max_commit = max(self.max_commit, hs.commit)
         if crash is CrashPoint.AFTER_PERSIST:
-            return self._crash(node)
+            return self.crash(node)
         self._observe(node, rd.soft_state)
         # 3. Messages, only now that what they promise is durable.
         if self.mutation != "send-before-persist":
             for m in rd.messages:
                 self._send_checked(node, m)
         if crash is CrashPoint.AFTER_SEND:
-            return self._crash(node)
+            return self.crash(node)
         # 4. Apply.
         if rd.snapshot is not None:
             meta = rd.snapshot.metadata
@@ -363,7 +317,7 @@ class Simulation:
                                                    conf_state=meta.conf_state)
             self.checker.on_install_snapshot(node.id, index=meta.index,
                                              state_digest=node.sm.digest())
-            self._count("snapshots_installed")
+            self.count("snapshots_installed")
         for e in rd.committed_entries:
             self._apply(node, raw, e.index, e.type, e.data, e.term)
         for rs in rd.read_states:
@@ -371,11 +325,11 @@ class Simulation:
             if pending is not None and pending.read_index is None:
                 pending.read_index = rs.index
         if crash is CrashPoint.AFTER_APPLY:
-            return self._crash(node)
+            return self.crash(node)
         # 5. Advance, then maybe cut a snapshot of the applied state and compact the log.
         raw.advance(rd)
         self._maybe_snapshot(node)
-        self._serve_reads(node)
+        self.serve_reads(node)
 
     def _observe(self, node: SimNode, soft: SoftState | None) -> None:
         was_leader = node.soft.raft_state is StateType.LEADER
@@ -385,7 +339,7 @@ class Simulation:
         self.checker.on_soft_state(node.id, incarnation=node.incarnation, term=node.term,
                                    commit=node.commit, role=role, is_learner=node.is_learner)
         if node.is_leader and not was_leader:
-            self._count("leaders_elected")
+            self.count("leaders_elected")
             if node.raw is None:  # pragma: no cover - observed only while running
                 return
             voters = frozenset(node.raw.status().conf_state.voters)
@@ -406,15 +360,15 @@ class Simulation:
             cc = ConfChange.unmarshal(data)
             try:
                 node.sm.conf_state = raw.apply_conf_change(cc)
-                self._count("conf_changes_applied")
+                self.count("conf_changes_applied")
             except ConfChangeError:
-                self._count("conf_changes_refused")
+                self.count("conf_changes_refused")
             node.sm.applied = index
         else:
             put = node.sm.apply_put(index, data)
         self.checker.on_apply(node.id, entry_record(entry), state_digest=node.sm.digest(),
                               put=put)
-        self._count("applied")
+        self.count("applied")
 
     def _maybe_snapshot(self, node: SimNode) -> None:
         disk = node.disk
@@ -430,9 +384,9 @@ class Simulation:
         compact_to = applied - self.config.snapshot_keep
         if compact_to >= disk.first_index():
             disk.compact(compact_to)
-        self._count("snapshots_cut")
+        self.count("snapshots_cut")
 
-    def _serve_reads(self, node: SimNode) -> None:
+    def serve_reads(self, node: SimNode) -> None:
         done = [ctx for ctx, r in node.reads.items()
                 if r.read_index is not None and node.sm.applied >= r.read_index]
         for ctx in done:
@@ -443,116 +397,14 @@ class Simulation:
                 completed_step=self.clock.now, commit_at_invoke=r.commit_at_invoke,
                 read_index=read_index, applied_index=node.sm.applied,
                 value=node.sm.kv.get(r.key)))
-            self._count("reads_served")
-
-    # ---------------------------------------------------------- workload, faults
-
-    def _propose(self, node: SimNode, key: str) -> None:
-        if node.raw is None:
-            return
-        data = encode_put(key, f"p{self._fresh_id()}")
-        try:
-            node.raw.propose(data)
-            self._count("proposed")
-        except RaftError:
-            self._count("proposals_dropped")
-
-    def _read(self, node: SimNode) -> None:
-        if node.raw is None:
-            return
-        ctx = f"r{self._fresh_id()}".encode()
-        node.reads[ctx] = PendingRead(self.rng.choice(KEYS), self.clock.now, self.max_commit)
-        if self.mutation == "local-read":
-            node.reads[ctx].read_index = node.sm.applied
-            self._serve_reads(node)
-            return
-        try:
-            node.raw.read_index(ctx)
-            self._count("reads_invoked")
-        except RaftError:
-            del node.reads[ctx]
-
-    def _conf_change(self, leader: SimNode) -> None:
-        if leader.raw is None:
-            return
-        cs = leader.sm.conf_state
-        members = set(cs.voters) | set(cs.learners)
-        choices: list[ConfChange] = []
-        for n in self.nodes:
-            if n not in members:
-                choices.append(ConfChange(ConfChangeType.ADD_LEARNER_NODE, n))
-        for n in cs.learners:
-            choices.append(ConfChange(ConfChangeType.ADD_NODE, n))
-            choices.append(ConfChange(ConfChangeType.REMOVE_NODE, n))
-        if len(cs.voters) > 2:
-            for n in cs.voters:
-                choices.append(ConfChange(ConfChangeType.REMOVE_NODE, n))
-        if not choices:
-            return
-        cc = self.rng.choice(choices)
-        self._event("conf-change", cc.type.value, cc.node_id)
-        try:
-            leader.raw.propose_conf_change(cc)
-            self._count("conf_changes_proposed")
-        except RaftError:
-            self._count("proposals_dropped")
-
-    def _partition(self) -> None:
-        ids = sorted(self.nodes)
-        kind = self.rng.randrange(3)
-        if kind == 0:
-            victim = self.rng.choice(ids)
-            self.network.isolate(victim, ids)
-            self._event("isolate", victim)
-        elif kind == 1:
-            shuffled = ids[:]
-            self.rng.shuffle(shuffled)
-            cut = self.rng.randrange(1, len(ids))
-            self.network.partition([shuffled[:cut], shuffled[cut:]])
-            self._event("partition", shuffled[:cut])
-        else:
-            a, b = self.rng.sample(ids, 2)
-            self.network.block(a, b)
-            self._event("block", a, b)
-        self._count("partitions")
-
-    def _inject(self) -> None:
-        mix, rng = self.mix, self.rng
-        alive = self._alive()
-        if alive and rng.random() < mix.propose_rate:
-            self._propose(rng.choice(alive), rng.choice(KEYS))
-        if alive and rng.random() < mix.read_rate:
-            self._read(rng.choice(alive))
-        leader = self.leader()
-        if leader is not None and rng.random() < mix.conf_change_rate:
-            self._conf_change(leader)
-        if leader is not None and leader.raw is not None and rng.random() < mix.transfer_rate:
-            target = rng.choice([n for n in self.nodes if n != leader.id])
-            self._event("transfer", leader.id, target)
-            leader.raw.transfer_leader(target)
-            self._count("transfers")
-        if alive and rng.random() < mix.crash_rate:
-            victim = rng.choice(alive)
-            point = rng.choice([None, *CrashPoint])
-            if point is None:
-                self._crash(victim)
-            else:
-                victim.crash_point = point
-        dead = [n for n in self.nodes.values() if n.raw is None and not n.stopped]
-        if dead and rng.random() < mix.restart_rate:
-            self._start(rng.choice(dead))
-        if rng.random() < mix.partition_rate:
-            self._partition()
-        if self.network.blocked_links and rng.random() < mix.heal_rate:
-            self.network.heal()
-            self._event("heal")
+            self.count("reads_served")
 
     # ------------------------------------------------------------------- phases
 
     def step(self, *, faults: bool, tick_rate: float) -> None:
         now = self.clock.advance()
         if faults:
-            self._inject()
+            workload.inject(self)
         for node in self.nodes.values():
             if node.raw is not None and self.rng.random() < tick_rate:
                 node.raw.tick()
@@ -567,7 +419,7 @@ class Simulation:
 
     def _members(self) -> set[int]:
         """Members as the most advanced running node sees them."""
-        alive = self._alive() or list(self.nodes.values())
+        alive = self.alive() or list(self.nodes.values())
         best = max(alive, key=lambda n: (n.sm.applied, -n.id))
         cs = best.sm.conf_state
         return set(cs.voters) | set(cs.learners)
@@ -583,19 +435,19 @@ class Simulation:
             for node in self.nodes.values():
                 if node.id in members and node.raw is None:
                     node.stopped = False
-                    self._start(node)
+                    self.start(node)
                 elif node.id not in members and node.raw is not None:
                     node.stopped = True
-                    self._crash(node)
+                    self.crash(node)
             self.step(faults=False, tick_rate=1.0)
             leader = self.leader()
             # A client retries its write on a new leader, and every 50 ticks (it may have
             # been dropped, e.g. during a leadership transfer).
             if leader is not None and (proposed_at != (leader.id, leader.term) or tick % 50 == 49):
                 proposed_at = (leader.id, leader.term)
-                self._propose(leader, LIVE_KEY)
+                workload.propose(self, leader, LIVE_KEY)
             if self._converged(members):
-                self._count("liveness_ticks", tick + 1)
+                self.count("liveness_ticks", tick + 1)
                 return
         states = {n.id: (n.raw is not None, n.soft.raft_state.value, n.term, n.commit,
                          n.sm.applied, n.sm.kv.get(LIVE_KEY)) for n in self.nodes.values()}
@@ -643,4 +495,5 @@ def run_seed(seed: int, config: SimConfig | None = None) -> SimResult:
                      stats=dict(sim.stats))
 
 
-__all__ = ["FAULT_MIXES", "FaultMix", "SimConfig", "SimResult", "Simulation", "run_seed"]
+__all__ = ["FAULT_MIXES", "MUTATIONS", "FaultMix", "SimConfig", "SimResult", "Simulation",
+           "run_seed"]
