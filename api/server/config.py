@@ -21,6 +21,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024
@@ -249,18 +250,18 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfi
     parser = _build_parser()
     env_argv, unknown_env = _env_to_argv(environ, _given_flags(argv))
     ns = parser.parse_args([*env_argv, *argv])
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for flag, (kind, default, _help) in _FLAGS.items():
         given = getattr(ns, flag.replace("-", "_"))
         if given is None:
-            given = kind(default) if kind is _urls else default  # type: ignore[operator]
+            given = _urls(str(default)) if kind is _urls else default
         values[flag.replace("-", "_")] = given
     name = str(values["name"])
     state = str(values["initial_cluster_state"])
     if state not in ("new", "existing"):
         raise ConfigError(f'invalid value "{state}" for flag -initial-cluster-state: invalid value')
-    heartbeat = int(values["heartbeat_interval"])  # type: ignore[call-overload]
-    election = int(values["election_timeout"])  # type: ignore[call-overload]
+    heartbeat = int(values["heartbeat_interval"])
+    election = int(values["election_timeout"])
     if heartbeat <= 0:
         raise ConfigError(f"--heartbeat-interval must be positive, got {heartbeat}")
     if election < 5 * heartbeat:
@@ -276,14 +277,14 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfi
     level = str(values["log_level"])
     if level not in ("debug", "info", "warn", "error", "panic", "fatal"):
         raise ConfigError(f"unknown log level {level!r}")
-    quota = int(values["quota_backend_bytes"])  # type: ignore[call-overload]
+    quota = int(values["quota_backend_bytes"])
     if quota < 0:
         raise ConfigError("--quota-backend-bytes must not be negative")
     for key in ("snapshot_count", "max_request_bytes", "max_txn_ops"):
-        if int(values[key]) <= 0:  # type: ignore[call-overload]
+        if int(values[key]) <= 0:
             raise ConfigError(f"--{key.replace('_', '-')} must be positive")
     token = str(values["initial_cluster_token"])
-    advertise_peer = tuple(values["initial_advertise_peer_urls"])  # type: ignore[call-overload]
+    advertise_peer = tuple(values["initial_advertise_peer_urls"])
     cluster_spec = str(values["initial_cluster"]) or ",".join(f"{name}={u}" for u in advertise_peer)
     members = parse_initial_cluster(cluster_spec, token)
     metrics = str(values["listen_metrics_urls"])
@@ -295,23 +296,23 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfi
         name=name,
         data_dir=str(values["data_dir"]) or f"{name}.etcd",
         wal_dir=str(values["wal_dir"]),
-        listen_client_urls=tuple(values["listen_client_urls"]),  # type: ignore[call-overload]
-        advertise_client_urls=tuple(values["advertise_client_urls"]),  # type: ignore[call-overload]
-        listen_peer_urls=tuple(values["listen_peer_urls"]),  # type: ignore[call-overload]
+        listen_client_urls=tuple(values["listen_client_urls"]),
+        advertise_client_urls=tuple(values["advertise_client_urls"]),
+        listen_peer_urls=tuple(values["listen_peer_urls"]),
         initial_advertise_peer_urls=advertise_peer,
         listen_metrics_urls=metrics_urls,
         initial_cluster=members,
         initial_cluster_state=state,
         initial_cluster_token=token,
-        snapshot_count=int(values["snapshot_count"]),  # type: ignore[call-overload]
-        max_snapshots=int(values["max_snapshots"]),  # type: ignore[call-overload]
-        max_wals=int(values["max_wals"]),  # type: ignore[call-overload]
+        snapshot_count=int(values["snapshot_count"]),
+        max_snapshots=int(values["max_snapshots"]),
+        max_wals=int(values["max_wals"]),
         heartbeat_interval_ms=heartbeat,
         election_timeout_ms=election,
         pre_vote=bool(values["pre_vote"]),
         quota_backend_bytes=quota or DEFAULT_QUOTA_BACKEND_BYTES,
-        max_request_bytes=int(values["max_request_bytes"]),  # type: ignore[call-overload]
-        max_txn_ops=int(values["max_txn_ops"]),  # type: ignore[call-overload]
+        max_request_bytes=int(values["max_request_bytes"]),
+        max_txn_ops=int(values["max_txn_ops"]),
         auto_compaction_mode=mode,
         auto_compaction_retention=str(values["auto_compaction_retention"]),
         lease_checkpoint=bool(values["experimental_enable_lease_checkpoint"]),

@@ -1,0 +1,643 @@
+"""The member process's composition root: one RawNode driving WAL, snapshots and the store.
+
+Everything runs on one asyncio event loop; blocking disk work (WAL fsync, LMDB commits,
+snapshot copies) runs on ONE disk thread so writes keep their order, and reads run on a
+small read pool so a large range never stalls the loop. Tasks:
+
+* the ready loop (`_run`): proposes queued requests in one batch, then drains every Ready
+  following raft/ready.py: persist (disk thread) -> install in MemoryStorage -> send ->
+  apply -> advance. While the disk thread fsyncs, new proposals queue up and go into the
+  next batch: that is the group commit (one fdatasync per batch of proposals).
+* the ticker: one raft tick per --heartbeat-interval.
+* the lease task (leader only): proposes a revoke for each expired lease, and periodic
+  checkpoints of remaining TTLs.
+
+Applying: committed entries are decoded (api/server/codec.py); consecutive key-value
+requests go to the store as ONE `apply_batch` (one LMDB transaction that also records the
+applied index, so re-applying after a crash is a no-op); membership and alarm requests are
+applied to the ClusterState in log order between those batches. Then the watch hub is
+notified and each waiting client gets its result.
+
+Linearizable reads use ReadIndex: reads that arrive together share one read_index request;
+each waits until the applied index reaches the read state's index.
+
+Fail-stop: a WAL error (e.g. fdatasync EIO or ENOSPC) ends the process at once, before any
+write of that batch is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import aiofiles
+
+from api.server.cluster_state import (
+    ALARM_ACTIVATE,
+    ALARM_DEACTIVATE,
+    ALARM_GET,
+    ALARM_NAMES,
+    ALARM_NOSPACE,
+    ClusterState,
+    MemberRecord,
+)
+from api.server.codec import AlarmRequest, MemberAttributes, decode, encode
+from api.server.config import ServerConfig
+from api.server.disk import DataDirError, MemberDisk, Recovered
+from api.server.lessor import Lessor
+from api.server.version import SERVER_VERSION
+from api.service.backend import (
+    AlarmMember,
+    BadLeaderTransfereeError,
+    Header,
+    MemberInfo,
+    NoLeaderError,
+    NoSpaceAlarmError,
+    RequestTimeoutError,
+    StatusInfo,
+    StoppedError,
+)
+from kvstore.errors import KvError, NoSpaceError
+from kvstore.store import Store
+from kvstore.types import (
+    ApplyResult,
+    CompactionRequest,
+    DeleteRangeRequest,
+    Event,
+    HashKVResponse,
+    LeaseCheckpointRequest,
+    LeaseGrantRequest,
+    LeaseGrantResponse,
+    LeaseLeasesResponse,
+    LeaseRevokeRequest,
+    LeaseTimeToLiveResponse,
+    PutRequest,
+    RangeRequest,
+    RangeResponse,
+    Request,
+    TxnRequest,
+)
+from kvstore.watch import WatchHub
+from raft import Config, EntryType, ProposalDroppedError, RawNode, Ready, StateType
+from raft.types import ConfChange
+from wal import WalError
+
+log = logging.getLogger("kvstore.node")
+
+_KV_REQUESTS = (
+    PutRequest, DeleteRangeRequest, TxnRequest, CompactionRequest,
+    LeaseGrantRequest, LeaseRevokeRequest, LeaseCheckpointRequest,
+)
+PROPOSALS_PER_BATCH_MAX = 4096
+PENDING_PROPOSALS_MAX = 100_000
+LEASE_REVOKES_PER_PASS_MAX = 500
+LEASE_CHECKPOINT_INTERVAL_S = 60.0
+WATCH_SYNC_EVENTS_MAX = 10_000
+
+
+def _has_writes(req: TxnRequest) -> bool:
+    for op in (*req.success, *req.failure):
+        if isinstance(op, PutRequest | DeleteRangeRequest):
+            return True
+        if isinstance(op, TxnRequest) and _has_writes(op):
+            return True
+    return False
+
+
+def _adds_data(req: object) -> bool:
+    """Requests that NOSPACE refuses (etcd: puts, txns with puts, lease grants)."""
+    if isinstance(req, PutRequest | LeaseGrantRequest):
+        return True
+    if isinstance(req, TxnRequest):
+        return any(
+            isinstance(op, PutRequest) or (isinstance(op, TxnRequest) and _adds_data(op))
+            for op in (*req.success, *req.failure)
+        )
+    return False
+
+
+class Node:
+    """One member. Implements api.service.backend.Backend."""
+
+    def __init__(
+        self, config: ServerConfig, disk: MemberDisk, recovered: Recovered, store: Store
+    ) -> None:
+        self.config = config
+        self._disk = disk
+        self._store = store
+        self._cluster: ClusterState = recovered.cluster
+        self._member_id = config.member_id
+        self._hub = WatchHub(store)
+        self._lessor = Lessor(time.monotonic)
+        self._disk_pool = ThreadPoolExecutor(1, thread_name_prefix="disk")
+        self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="read")
+        voters = disk.storage.initial_state()[1].voters
+        self._conf_state = disk.storage.initial_state()[1]
+        self._raw = RawNode(
+            Config(
+                id=self._member_id,
+                rng=random.Random(os.urandom(16)),
+                election_ticks=config.election_ticks,
+                heartbeat_ticks=1,
+                pre_vote=config.pre_vote,
+                check_quorum=True,
+                applied=recovered.snapshot_index,
+                max_committed_size_per_ready_bytes=64 * 1024 * 1024,
+            ),
+            disk.storage,
+        )
+        self._single_voter = tuple(voters) == (self._member_id,)
+        self._applied = recovered.snapshot_index
+        self._snapshot_index = recovered.snapshot_index
+        self._lead = 0
+        self._role = StateType.FOLLOWER
+        self._term = disk.storage.initial_state()[0].term
+        self._wake = asyncio.Event()
+        self._proposals: list[bytes] = []
+        self._waiters: dict[int, asyncio.Future[Any]] = {}
+        self._next_proposal_id = ((self._member_id & 0xFFFF) << 48) | (
+            (int(time.time() * 1000) & 0xFF_FFFF_FFFF) << 8
+        )
+        self._reads_queued: list[asyncio.Future[int]] = []
+        self._reads_inflight: dict[bytes, list[asyncio.Future[int]]] = {}
+        self._read_ctx_seq = 0
+        self._apply_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
+        store.nospace_alarm = self._cluster.has_alarm(ALARM_NOSPACE)
+
+    # ----------------------------------------------------------------- life cycle
+
+    @classmethod
+    async def start(cls, config: ServerConfig) -> Node:
+        loop = asyncio.get_running_loop()
+        disk = MemberDisk(config.data_dir, snapshots_max=config.max_snapshots, wals_max=config.max_wals)
+        ids = (config.cluster_id, config.member_id)
+
+        def open_all() -> tuple[Recovered, Store]:
+            if disk.exists():
+                recovered = disk.recover(expect_ids=None)
+            else:
+                state = ClusterState(cluster_id=config.cluster_id)
+                for m in config.initial_cluster:
+                    state.members[m.member_id] = MemberRecord(m.member_id, m.name, m.peer_urls)
+                voters = tuple(sorted(state.members))
+                recovered = disk.bootstrap(state, member_id=ids[1], voters=voters)
+            store = Store(
+                config.data_dir, durable=False, quota_bytes=config.quota_backend_bytes,
+                max_txn_ops=config.max_txn_ops,
+                min_lease_ttl_s=max(2, -(-3 * config.election_timeout_ms // 2000)),
+            )
+            return recovered, store
+
+        recovered, store = await loop.run_in_executor(None, open_all)
+        node = cls(config, disk, recovered, store)
+        node._tasks = [
+            asyncio.create_task(node._run(), name="ready-loop"),
+            asyncio.create_task(node._ticker(), name="ticker"),
+            asyncio.create_task(node._lease_loop(), name="leases"),
+            asyncio.create_task(node._watch_sync_loop(), name="watch-sync"),
+        ]
+        if node._single_voter:
+            node._raw.campaign()
+            node._wake.set()
+        me = next(m for m in config.initial_cluster if m.member_id == config.member_id)
+        if node._cluster.members.get(config.member_id) is not None:
+            record = node._cluster.members[config.member_id]
+            if record.client_urls != config.advertise_client_urls or record.name != me.name:
+                asyncio.create_task(node._publish_attributes())
+        return node
+
+    async def _publish_attributes(self) -> None:
+        req = MemberAttributes(self._member_id, self.config.name, self.config.advertise_client_urls)
+        with contextlib.suppress(Exception):
+            await self._propose_any(req, timeout_s=30.0)
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for fut in list(self._waiters.values()):
+            if not fut.done():
+                fut.set_exception(StoppedError())
+        loop = asyncio.get_running_loop()
+
+        def close_disk() -> None:
+            self._store.sync()
+            self._store.close()
+            self._disk.close()
+
+        await loop.run_in_executor(self._disk_pool, close_disk)
+        self._disk_pool.shutdown(wait=True)
+        self._read_pool.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ Backend
+
+    @property
+    def cluster_id(self) -> int:
+        return self._cluster.cluster_id
+
+    @property
+    def member_id(self) -> int:
+        return self._member_id
+
+    @property
+    def hub(self) -> WatchHub:
+        return self._hub
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def has_leader(self) -> bool:
+        return self._lead != 0
+
+    def header(self) -> Header:
+        return Header(self.cluster_id, self._member_id, self._store.current_revision, self._term)
+
+    def _request_timeout_s(self) -> float:
+        # etcd: 5 s + 2 x election timeout.
+        return 5.0 + 2 * self.config.election_timeout_ms / 1000
+
+    async def propose(self, request: Request, *, timeout_s: float | None = None) -> ApplyResult:
+        if self._cluster.has_alarm(ALARM_NOSPACE) and _adds_data(request):
+            raise NoSpaceAlarmError()
+        result = await self._propose_any(request, timeout_s=timeout_s)
+        if isinstance(result, BaseException):
+            raise result
+        return result  # type: ignore[no-any-return]
+
+    async def _propose_any(self, request: object, *, timeout_s: float | None) -> Any:
+        if self._stopped:
+            raise StoppedError()
+        if len(self._proposals) >= PENDING_PROPOSALS_MAX:
+            raise RequestTimeoutError()
+        self._next_proposal_id += 1
+        proposal_id = self._next_proposal_id
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters[proposal_id] = fut
+        self._proposals.append(encode(proposal_id, request))
+        self._wake.set()
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(fut), timeout_s if timeout_s is not None else self._request_timeout_s()
+            )
+        except TimeoutError:
+            raise RequestTimeoutError() from None
+        finally:
+            self._waiters.pop(proposal_id, None)
+
+    async def range(self, request: RangeRequest) -> RangeResponse:
+        if not request.serializable:
+            await self._linearizable_barrier()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._read_pool, self._store.range, request)
+
+    async def _linearizable_barrier(self) -> None:
+        """Wait until this member has applied everything committed when the call started."""
+        if self._stopped:
+            raise StoppedError()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int] = loop.create_future()
+        self._reads_queued.append(fut)
+        self._wake.set()
+        try:
+            index = await asyncio.wait_for(asyncio.shield(fut), self._request_timeout_s())
+            if self._applied < index:
+                done: asyncio.Future[None] = loop.create_future()
+                self._apply_waiters.append((index, done))
+                await asyncio.wait_for(done, self._request_timeout_s())
+        except TimeoutError:
+            raise RequestTimeoutError() from None
+
+    async def lease_keep_alive(self, lease_id: int) -> int:
+        if self._lead == 0:
+            raise NoLeaderError()
+        return self._lessor.renew(lease_id)
+
+    async def lease_time_to_live(self, lease_id: int, *, keys: bool) -> LeaseTimeToLiveResponse:
+        await self._linearizable_barrier()
+        remaining = self._lessor.remaining_s(lease_id)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._read_pool,
+            lambda: self._store.lease_time_to_live(lease_id, keys=keys, remaining_ttl_s=remaining),
+        )
+
+    async def lease_leases(self) -> LeaseLeasesResponse:
+        await self._linearizable_barrier()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._read_pool, self._store.lease_leases
+        )
+
+    async def hash_kv(self, revision: int) -> HashKVResponse:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._read_pool, self._store.hash_kv, revision
+        )
+
+    async def hash(self) -> int:
+        value: int = await asyncio.get_running_loop().run_in_executor(
+            self._read_pool, self._store.hash
+        )
+        return value
+
+    def status(self) -> StatusInfo:
+        errors = tuple(
+            f"memberID:{m} alarm:{ALARM_NAMES.get(a, str(a))} " for m, a in sorted(self._cluster.alarms)
+        )
+        me = self._cluster.members.get(self._member_id)
+        return StatusInfo(
+            version=SERVER_VERSION,
+            db_size=self._store.db_size_bytes,
+            db_size_in_use=self._store.db_size_in_use_bytes,
+            leader=self._lead,
+            raft_index=self._disk.storage.last_index(),
+            raft_term=self._term,
+            raft_applied_index=self._applied,
+            errors=errors,
+            is_learner=bool(me and me.is_learner),
+        )
+
+    def members(self) -> Sequence[MemberInfo]:
+        return [
+            MemberInfo(m.id, m.name, m.peer_urls, m.client_urls, m.is_learner)
+            for m in sorted(self._cluster.members.values(), key=lambda m: m.id)
+        ]
+
+    def alarms(self) -> list[AlarmMember]:
+        return [AlarmMember(m, a) for m, a in sorted(self._cluster.alarms)]
+
+    async def alarm(self, action: int, member_id: int, alarm: int) -> Sequence[AlarmMember]:
+        if action == ALARM_GET:
+            return self.alarms()
+        if action not in (ALARM_ACTIVATE, ALARM_DEACTIVATE):
+            raise ValueError(f"unknown alarm action {action}")
+        affected = await self._propose_any(AlarmRequest(action, member_id, alarm), timeout_s=None)
+        return [AlarmMember(m, a) for m, a in affected]
+
+    async def defragment(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._disk_pool, self._store.defragment)
+
+    async def snapshot_chunks(self, chunk_bytes: int) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        tmp = os.path.join(self._disk.member_dir, f".snapshot-stream-{os.getpid()}-{id(object())}")
+        try:
+            await loop.run_in_executor(self._read_pool, self._store.snapshot_to, tmp)
+            async with aiofiles.open(tmp, "rb") as f:
+                while chunk := await f.read(chunk_bytes):
+                    yield chunk
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def snapshot_size_hint(self) -> int:
+        return self._store.db_size_in_use_bytes
+
+    async def move_leader(self, target_id: int) -> None:
+        if target_id not in self._cluster.members or target_id in self._conf_state.learners:
+            raise BadLeaderTransfereeError()
+        if target_id == self._member_id:
+            return
+        self._raw.transfer_leader(target_id)
+        self._wake.set()
+        deadline = time.monotonic() + self._request_timeout_s()
+        while self._lead != target_id:
+            if time.monotonic() > deadline:
+                raise RequestTimeoutError()
+            await asyncio.sleep(self.config.heartbeat_interval_ms / 1000)
+
+    # ------------------------------------------------------------- ready loop
+
+    async def _run(self) -> None:
+        try:
+            while not self._stopped:
+                await self._wake.wait()
+                self._wake.clear()
+                self._feed_raft()
+                while self._raw.has_ready():
+                    await self._handle_ready(self._raw.ready())
+                    self._feed_raft()
+        except asyncio.CancelledError:
+            raise
+        except WalError as exc:
+            self._fatal(f"WAL failure, stopping at once: {exc}")
+        except DataDirError as exc:
+            self._fatal(f"data dir failure: {exc}")
+        except Exception:
+            log.exception("ready loop crashed")
+            self._fatal("ready loop crashed")
+
+    def _fatal(self, message: str) -> None:
+        log.critical(message)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(1)  # fail-stop: never continue on a disk we cannot trust
+
+    def _feed_raft(self) -> None:
+        """Hand queued proposals and reads to the RawNode (only while there is a leader)."""
+        if self._lead == 0:
+            return
+        if self._proposals:
+            batch = self._proposals[:PROPOSALS_PER_BATCH_MAX]
+            try:
+                self._raw.propose_batch(batch)
+            except ProposalDroppedError:
+                return  # e.g. during a leader transfer: retried on the next wake
+            del self._proposals[: len(batch)]
+            if self._proposals:
+                self._wake.set()
+        if self._reads_queued:
+            self._read_ctx_seq += 1
+            ctx = self._read_ctx_seq.to_bytes(8, "big")
+            self._reads_inflight[ctx] = self._reads_queued
+            self._reads_queued = []
+            self._raw.read_index(ctx)
+
+    async def _handle_ready(self, rd: Ready) -> None:
+        loop = asyncio.get_running_loop()
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state.lead, rd.soft_state.raft_state)
+        if rd.hard_state is not None:
+            self._term = rd.hard_state.term
+        if rd.snapshot is not None or rd.hard_state is not None or rd.entries:
+            await loop.run_in_executor(self._disk_pool, self._disk.persist, rd)
+            self._disk.install(rd)
+        # A single member has no peers; messages only appear in a cluster (next issue).
+        if rd.committed_entries:
+            await self._apply(rd)
+        for rs in rd.read_states:
+            for fut in self._reads_inflight.pop(rs.request_ctx, []):
+                if not fut.done():
+                    fut.set_result(rs.index)
+        self._raw.advance(rd)
+        await self._maybe_snapshot()
+
+    def _on_soft_state(self, lead: int, role: StateType) -> None:
+        was_leader = self._role is StateType.LEADER
+        self._lead, self._role = lead, role
+        if role is StateType.LEADER and not was_leader:
+            self._lessor.promote(self._store.leases())
+        elif was_leader and role is not StateType.LEADER:
+            self._lessor.demote()
+        if lead != 0:
+            self._wake.set()
+
+    async def _apply(self, rd: Ready) -> None:
+        batch: list[tuple[int, int, Request]] = []
+        batch_ids: list[int] = []
+        for entry in rd.committed_entries:
+            if entry.type is EntryType.CONF_CHANGE:
+                await self._flush_apply(batch, batch_ids)
+                self._conf_state = self._raw.apply_conf_change(ConfChange.unmarshal(entry.data))
+                continue
+            if not entry.data:
+                continue  # the leader's no-op entry
+            proposal_id, request = decode(entry.data)
+            if isinstance(request, _KV_REQUESTS):
+                batch.append((entry.index, entry.term, request))
+                batch_ids.append(proposal_id)
+                continue
+            await self._flush_apply(batch, batch_ids)
+            self._apply_cluster(proposal_id, request)
+        await self._flush_apply(batch, batch_ids)
+        self._applied = rd.committed_entries[-1].index
+        if self._apply_waiters:
+            still = []
+            for index, fut in self._apply_waiters:
+                if index <= self._applied:
+                    if not fut.done():
+                        fut.set_result(None)
+                else:
+                    still.append((index, fut))
+            self._apply_waiters = still
+
+    async def _flush_apply(self, batch: list[tuple[int, int, Request]], ids: list[int]) -> None:
+        if not batch:
+            return
+        items, proposal_ids = list(batch), list(ids)
+        batch.clear()
+        ids.clear()
+        outcomes = await asyncio.get_running_loop().run_in_executor(
+            self._disk_pool, self._store.apply_batch, items
+        )
+        events: list[Event] = []
+        revision = self._hub.notified_revision
+        for (_index, _term, request), proposal_id, outcome in zip(
+            items, proposal_ids, outcomes, strict=True
+        ):
+            if outcome is None:
+                continue  # applied before a restart: the store skipped it
+            if isinstance(outcome, ApplyResult):
+                events.extend(outcome.events)
+                revision = max(revision, outcome.revision)
+                self._track_lease(request, outcome)
+            elif isinstance(outcome, NoSpaceError) and not self._cluster.has_alarm(ALARM_NOSPACE):
+                asyncio.create_task(self._raise_nospace())
+            fut = self._waiters.get(proposal_id)
+            if fut is not None and not fut.done():
+                fut.set_result(outcome)
+        if events or revision > self._hub.notified_revision:
+            self._hub.notify(revision, events)
+
+    def _track_lease(self, request: Request, result: ApplyResult) -> None:
+        """Keep the leader's lease clock in step with the applied lease state."""
+        if self._role is not StateType.LEADER:
+            return
+        resp = result.response
+        if isinstance(resp, LeaseGrantResponse):
+            self._lessor.grant(resp.id, resp.ttl)
+        elif isinstance(request, LeaseRevokeRequest):
+            self._lessor.revoke(request.id)
+
+    async def _raise_nospace(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._propose_any(
+                AlarmRequest(ALARM_ACTIVATE, self._member_id, ALARM_NOSPACE), timeout_s=None
+            )
+
+    def _apply_cluster(self, proposal_id: int, request: object) -> None:
+        result: object = None
+        if isinstance(request, AlarmRequest):
+            result = self._cluster.apply_alarm(request)
+            self._store.nospace_alarm = self._cluster.has_alarm(ALARM_NOSPACE)
+        elif isinstance(request, MemberAttributes):
+            self._cluster.apply_attributes(request)
+        fut = self._waiters.get(proposal_id)
+        if fut is not None and not fut.done():
+            fut.set_result(result)
+
+    async def _maybe_snapshot(self) -> None:
+        if self._applied - self._snapshot_index < self.config.snapshot_count:
+            return
+        index = self._applied
+        loop = asyncio.get_running_loop()
+        body = self._cluster.encode()
+        conf_state = self._conf_state
+
+        def snapshot() -> None:
+            self._store.sync()  # the marker must never get ahead of durable LMDB state
+            self._disk.take_snapshot(index=index, conf_state=conf_state, body=body)
+
+        await loop.run_in_executor(self._disk_pool, snapshot)
+        self._snapshot_index = index
+        self._disk.compact_log(index)
+        log.info("saved snapshot at index %d", index)
+
+    # ------------------------------------------------------------------ timers
+
+    async def _ticker(self) -> None:
+        interval = self.config.heartbeat_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            self._raw.tick()
+            self._wake.set()
+
+    async def _lease_loop(self) -> None:
+        last_checkpoint = time.monotonic()
+        while True:
+            await asyncio.sleep(0.5)
+            if self._role is not StateType.LEADER:
+                continue
+            for lease_id in self._lessor.expired(LEASE_REVOKES_PER_PASS_MAX):
+                asyncio.create_task(self._revoke_expired(lease_id))
+            if self.config.lease_checkpoint and time.monotonic() - last_checkpoint >= LEASE_CHECKPOINT_INTERVAL_S:
+                last_checkpoint = time.monotonic()
+                for lease_id, remaining in self._lessor.checkpoints(min_change_s=int(LEASE_CHECKPOINT_INTERVAL_S) // 2):
+                    asyncio.create_task(self._checkpoint(lease_id, remaining))
+
+    async def _revoke_expired(self, lease_id: int) -> None:
+        # On failure the lessor re-reports the lease a second later (Lessor.expired).
+        with contextlib.suppress(KvError, RequestTimeoutError, StoppedError):
+            await self._propose_any(LeaseRevokeRequest(lease_id), timeout_s=None)
+
+    async def _checkpoint(self, lease_id: int, remaining: int) -> None:
+        with contextlib.suppress(KvError, RequestTimeoutError, StoppedError):
+            await self._propose_any(LeaseCheckpointRequest(lease_id, remaining), timeout_s=None)
+
+    async def _watch_sync_loop(self) -> None:
+        """Catch up unsynced watchers from the store, in bounded batches, on the read pool."""
+        wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def wakeup() -> None:
+            loop.call_soon(wake.set)
+
+        self._hub.set_wakeup(wakeup)
+        while True:
+            await wake.wait()
+            wake.clear()
+            while self._hub.has_unsynced:
+                self._hub.sync_unsynced(WATCH_SYNC_EVENTS_MAX)
+                await asyncio.sleep(0)
