@@ -90,6 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for key in config.unrecognized_env:
         log.warning("unrecognized environment variable %s", key)
+    from api.server.failpoints import FailpointSpecError, install_from_env
+
+    try:
+        armed = install_from_env(os.environ)
+    except FailpointSpecError as exc:
+        print(f"kvstore: {exc}", file=sys.stderr)
+        return 2
+    if armed:
+        log.warning("failpoints armed: %s", ", ".join(armed))
     try:
         import uvloop  # type: ignore[import-not-found]
     except ImportError:
