@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import traceback
 from dataclasses import dataclass, field
 
 from raft.errors import ConfChangeError, RaftError, StepPeerNotFoundError
@@ -487,9 +486,18 @@ def run_seed(seed: int, config: SimConfig | None = None) -> SimResult:
     except SimViolation as exc:
         violation = str(exc)
     except Exception as exc:  # a crash of the core is a finding too, with where it happened
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        violation = (f"exception {type(exc).__name__}: {exc} "
-                     f"(at {where.filename.rsplit('/', 1)[-1]}:{where.lineno} {where.name})")
+        # The innermost frame that is not the invariant() helper, without reading sources.
+        frames = []
+        tb = exc.__traceback__
+        while tb is not None:
+            frames.append((tb.tb_frame.f_code, tb.tb_lineno))
+            tb = tb.tb_next
+        frames = [f for f in frames if f[0].co_name != "invariant"] or frames
+        where = ""
+        if frames:
+            code, line = frames[-1]
+            where = f" (at {code.co_filename.rsplit('/', 1)[-1]}:{line} {code.co_name})"
+        violation = f"exception {type(exc).__name__}: {exc}{where}"
     return SimResult(seed=seed, nodes=config.nodes, mix=sim.mix.name, ok=violation is None,
                      violation=violation, steps=sim.clock.now, trace_hash=sim.trace_hash,
                      stats=dict(sim.stats))
