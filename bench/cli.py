@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "storage": ("bench.storage", "WAL and MVCC micro-benchmarks"),
     "raft": ("bench.raft_bench", "in-process 3-node Raft throughput"),
     "sim": ("bench.sim", "deterministic Raft simulation over many seeds"),
+    "load": ("bench.load.cli", "gRPC load against kvstore and real etcd, side by side"),
 }
 
 
