@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
+            if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
+                raise  # a missing dependency, not a missing sub-command
             sub_parser.set_defaults(missing=True)
             continue
         module.add_arguments(sub_parser)
