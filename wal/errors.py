@@ -32,7 +32,7 @@ class WalCorruptError(WalError):
     """The WAL on disk cannot be trusted; opening it is refused."""
 
     def __init__(self, path: str, offset: int, reason: str) -> None:
-        super().__init__(f"wal: corrupt record in {path} at byte offset {offset}: {reason}")
+        super().__init__(f"wal: {path} is corrupt at byte offset {offset}: {reason}")
         self.path = path
         self.offset = offset
         self.reason = reason
