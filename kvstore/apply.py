@@ -133,6 +133,10 @@ class WriteTxn:
         if isinstance(req, PutRequest):
             check_request(req, max_txn_ops=max_ops)
             self.check_space(put_cost(req))
+            # etcd's Put applier looks the lease up before the key (inside a txn it is the
+            # other way round, see _check_put).
+            if req.lease != 0 and not lease_ops.exists(self, req.lease):
+                raise LeaseNotFoundError()
             self._check_put(req)
             return self._put(req)
         if isinstance(req, DeleteRangeRequest):

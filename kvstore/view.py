@@ -14,9 +14,10 @@ txn sees the writes made earlier in that txn (etcd's "a txn reads its own writes
 
 Range semantics follow etcd 3.4's applier (etcdserver/apply.go, mvcc/kvstore_txn.go):
 `count` is the number of keys in the range at that revision before limit and before the
-min/max revision filters; when sorting (other than the default key order) or filtering,
-etcd fetches every key, filters, sorts and only then applies `limit`, so we do the same;
-`more` is true when keys were cut by `limit`. Our sort is stable (Go's sort.Sort is not;
+min/max revision filters; when a sort order is given or a filter is set, etcd fetches every
+key, filters, sorts and only then applies `limit`, so we do the same. Quirk: with sort order
+NONE and a non-key sort target, etcd fetches only limit+1 keys in key order and then sorts
+those ascending by the target. `more` is true when keys were cut by `limit`. Our sort is stable (Go's sort.Sort is not;
 ties come out in key order here).
 """
 
@@ -165,11 +166,13 @@ def range_request(cur: Any, req: RangeRequest, *, current: int, compact: int) ->
         or req.min_create_revision
         or req.max_create_revision
     )
+    # etcd decides whether to fetch everything on the *requested* order, before it turns
+    # NONE into ASCEND for a non-key target: with NONE, limit+1 keys (in key order) are
+    # fetched first and only those are sorted (verified against etcd 3.4.23).
+    fetch_all = filtered or req.sort_order != SortOrder.NONE
     sort_order = req.sort_order
     if req.sort_target != SortTarget.KEY and sort_order == SortOrder.NONE:
-        # etcd: results come key-ascending anyway, so a non-key target defaults to ASCEND.
         sort_order = SortOrder.ASCEND
-    fetch_all = filtered or sort_order != SortOrder.NONE
     want = 0 if req.count_only else (0 if fetch_all or req.limit <= 0 else req.limit + 1)
     kvs: list[KeyValue] = []
     count = 0

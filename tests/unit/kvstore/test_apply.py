@@ -287,3 +287,11 @@ def test_range_through_apply(store: Store, kv: Applier) -> None:
     kv(PutRequest(b"a", b"1"))
     resp = kv(RangeRequest(b"a"))
     assert isinstance(resp, RangeResponse) and resp.kvs[0].value == b"1" and resp.revision == 2
+
+
+def test_put_checks_lease_before_key_but_txn_checks_key_first(kv: Applier) -> None:
+    # etcd 3.4: the Put applier looks the lease up first; checkRequestPut (txn) the key first.
+    with pytest.raises(LeaseNotFoundError):
+        kv(PutRequest(b"missing", lease=5, ignore_value=True))
+    with pytest.raises(KeyNotFoundError):
+        kv(TxnRequest(success=(PutRequest(b"missing", lease=5, ignore_value=True),)))

@@ -133,3 +133,15 @@ def test_revision_filters(store: Store, kv: Applier) -> None:
     assert r(max_create_revision=3) == [b"a", b"b"]
     resp = store.range(RangeRequest(b"a", b"\x00", min_mod_revision=4, limit=1))
     assert [kv.key for kv in resp.kvs] == [b"a"] and resp.more and resp.count == 4
+
+
+def test_sort_order_none_with_target_sorts_only_the_limited_page(store: Store, kv: Applier) -> None:
+    # etcd 3.4: order NONE + non-key target fetches limit+1 keys in key order, then sorts them.
+    kv(PutRequest(b"c"))  # create 2
+    kv(PutRequest(b"b"))  # create 3
+    kv(PutRequest(b"a"))  # create 4
+    resp = store.range(RangeRequest(b"a", b"\x00", limit=1, sort_target=SortTarget.CREATE))
+    assert [kv.key for kv in resp.kvs] == [b"b"] and resp.more and resp.count == 3
+    resp = store.range(RangeRequest(b"a", b"\x00", limit=1, sort_target=SortTarget.CREATE,
+                                    sort_order=SortOrder.ASCEND))
+    assert [kv.key for kv in resp.kvs] == [b"c"]
