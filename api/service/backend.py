@@ -119,6 +119,18 @@ class StatusInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotStream:
+    """A consistent copy of the store: `size` bytes in total, delivered by `chunks`.
+
+    The size is known up front because etcd's Snapshot RPC sets `remaining_bytes` on every
+    message (total minus what was sent so far) before the final SHA-256 message.
+    """
+
+    size: int
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class AlarmMember:
     member_id: int
     alarm: int  # etcdserverpb.AlarmType: NONE=0, NOSPACE=1, CORRUPT=2
@@ -135,7 +147,12 @@ class Backend(Protocol):
 
     @property
     def hub(self) -> WatchHub:
-        """The watch hub; the node calls hub.notify after each applied batch."""
+        """The watch hub; the node calls hub.notify after each applied batch.
+
+        The node also owns `hub.set_wakeup` and runs `hub.sync_unsynced` (it reads the
+        store), and touches the hub only on the event loop thread: the Watch servicer calls
+        `hub.watch`, `hub.cancel`, `watcher.take` and `hub.progress_revision` from it too.
+        """
 
     def header(self) -> Header:
         """A header with the current store revision and raft term."""
@@ -169,7 +186,8 @@ class Backend(Protocol):
 
     async def defragment(self) -> None: ...
 
-    def snapshot_chunks(self, chunk_bytes: int) -> AsyncIterator[bytes]:
-        """A consistent copy of the store, streamed in chunks (the caller adds the checksum)."""
+    async def snapshot(self, chunk_bytes: int) -> SnapshotStream:
+        """A consistent copy of the store with its total size, streamed in chunks of at
+        most chunk_bytes (the Snapshot servicer adds etcd's trailing SHA-256 message)."""
 
     async def move_leader(self, target_id: int) -> None: ...

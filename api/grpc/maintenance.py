@@ -1,0 +1,91 @@
+"""etcdserverpb.Maintenance: Status, Alarm, Defragment, Hash, HashKV, Snapshot, MoveLeader.
+
+Snapshot follows etcd's maintenanceServer.Snapshot: the store copy in chunks of at most
+32 KiB, each message's `remaining_bytes` = total size - bytes sent so far (so the last data
+chunk says 0), then one more message whose blob is the SHA-256 of all the data, which
+`etcdctl snapshot restore` checks. Like etcd 3.4, snapshot messages carry no header.
+Downgrade (3.5) is left to the generated base class (UNIMPLEMENTED), as in etcd 3.4.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from api.grpc._common import ServiceLimits, header_pb, stream_rpc, unary_rpc
+from api.proto import rpc_pb2, rpc_pb2_grpc
+from api.service.backend import Backend
+
+__all__ = ["SNAPSHOT_CHUNK_BYTES", "MaintenanceServicer"]
+
+SNAPSHOT_CHUNK_BYTES = 32 * 1024
+
+
+class MaintenanceServicer(rpc_pb2_grpc.MaintenanceServicer):
+    SERVICE = "etcdserverpb.Maintenance"
+
+    def __init__(self, backend: Backend, limits: ServiceLimits) -> None:
+        self.backend = backend
+        self.limits = limits
+
+    @unary_rpc
+    async def Status(self, request: rpc_pb2.StatusRequest, context: Any) -> Any:
+        s = self.backend.status()
+        return rpc_pb2.StatusResponse(
+            header=header_pb(self.backend),
+            version=s.version,
+            dbSize=s.db_size,
+            leader=s.leader,
+            raftIndex=s.raft_index,
+            raftTerm=s.raft_term,
+            raftAppliedIndex=s.raft_applied_index,
+            errors=list(s.errors),
+            dbSizeInUse=s.db_size_in_use,
+            isLearner=s.is_learner,
+        )
+
+    @unary_rpc
+    async def Alarm(self, request: rpc_pb2.AlarmRequest, context: Any) -> Any:
+        alarms = await self.backend.alarm(request.action, request.memberID, request.alarm)
+        return rpc_pb2.AlarmResponse(
+            header=header_pb(self.backend),
+            alarms=[rpc_pb2.AlarmMember(memberID=a.member_id, alarm=a.alarm)  # type: ignore[arg-type] for a in alarms],
+        )
+
+    @unary_rpc
+    async def Defragment(self, request: rpc_pb2.DefragmentRequest, context: Any) -> Any:
+        await self.backend.defragment()
+        return rpc_pb2.DefragmentResponse(header=header_pb(self.backend))
+
+    @unary_rpc
+    async def Hash(self, request: rpc_pb2.HashRequest, context: Any) -> Any:
+        value = await self.backend.hash()
+        return rpc_pb2.HashResponse(header=header_pb(self.backend), hash=value & 0xFFFFFFFF)
+
+    @unary_rpc
+    async def HashKV(self, request: rpc_pb2.HashKVRequest, context: Any) -> Any:
+        resp = await self.backend.hash_kv(request.revision)
+        return rpc_pb2.HashKVResponse(
+            header=header_pb(self.backend, resp.revision),
+            hash=resp.hash & 0xFFFFFFFF,
+            compact_revision=resp.compact_revision,
+        )
+
+    @stream_rpc("server_stream")
+    async def Snapshot(
+        self, request: rpc_pb2.SnapshotRequest, context: Any
+    ) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
+        snap = await self.backend.snapshot(SNAPSHOT_CHUNK_BYTES)
+        digest = hashlib.sha256()
+        sent = 0
+        async for chunk in snap.chunks:
+            sent += len(chunk)
+            digest.update(chunk)
+            yield rpc_pb2.SnapshotResponse(remaining_bytes=max(snap.size - sent, 0), blob=chunk)
+        yield rpc_pb2.SnapshotResponse(remaining_bytes=0, blob=digest.digest())
+
+    @unary_rpc
+    async def MoveLeader(self, request: rpc_pb2.MoveLeaderRequest, context: Any) -> Any:
+        await self.backend.move_leader(request.targetID)
+        return rpc_pb2.MoveLeaderResponse(header=header_pb(self.backend))
