@@ -48,10 +48,8 @@ class MaintenanceServicer(rpc_pb2_grpc.MaintenanceServicer):
     @unary_rpc
     async def Alarm(self, request: rpc_pb2.AlarmRequest, context: Any) -> Any:
         alarms = await self.backend.alarm(request.action, request.memberID, request.alarm)
-        return rpc_pb2.AlarmResponse(
-            header=header_pb(self.backend),
-            alarms=[rpc_pb2.AlarmMember(memberID=a.member_id, alarm=a.alarm)  # type: ignore[arg-type] for a in alarms],
-        )
+        members = [rpc_pb2.AlarmMember(memberID=a.member_id, alarm=a.alarm) for a in alarms]  # type: ignore[arg-type]
+        return rpc_pb2.AlarmResponse(header=header_pb(self.backend), alarms=members)
 
     @unary_rpc
     async def Defragment(self, request: rpc_pb2.DefragmentRequest, context: Any) -> Any:
