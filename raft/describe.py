@@ -7,8 +7,6 @@ Changing a format here changes every golden file: do it deliberately.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from raft.ready import Ready
 from raft.types import (
     ConfChange,
@@ -47,10 +45,6 @@ def describe_entry(e: Entry) -> str:
     else:
         payload = _quote(e.data)
     return f"{e.term}/{e.index} {e.type.value} {payload}"
-
-
-def describe_entries(entries: Sequence[Entry]) -> str:
-    return "\n".join(describe_entry(e) for e in entries)
 
 
 def describe_conf_state(cs: ConfState) -> str:

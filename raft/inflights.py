@@ -34,8 +34,8 @@ class Inflights:
     def free_first_one(self) -> None:
         """Free the oldest slot: a heartbeat response proves the follower is alive, so a full
         window (whose MsgApp may have been lost) must not stall replication forever."""
-        if self._q:
-            self._q.popleft()
+        invariant(bool(self._q), "free_first_one on an empty inflights window")
+        self._q.popleft()
 
     def full(self) -> bool:
         return len(self._q) >= self.size

@@ -28,8 +28,7 @@ def committed_index(voters: Collection[int], match: Callable[[int], int]) -> int
     if n == 0:
         return NO_CONSTRAINT
     if n == 1:
-        for v in voters:
-            return match(v)
+        return match(next(iter(voters)))
     srt = sorted((match(v) for v in voters), reverse=True)
     return srt[n // 2]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from raft.errors import invariant
 from raft.types import NONE, Message, MessageType, ReadState, Snapshot, StateType
 
 if TYPE_CHECKING:
@@ -112,10 +113,9 @@ def restore(r: Raft, s: Snapshot) -> bool:
     meta = s.metadata
     if meta.index <= log.committed:
         return False
-    if r.state is not StateType.FOLLOWER:
-        # Defensive (etcd does the same): only followers install snapshots.
-        r.become_follower(r.term + 1, NONE)
-        return False
+    # Candidates become followers before handling a MsgSnap and a leader never gets one
+    # for its own term (one leader per term), so only followers reach this point.
+    invariant(r.state is StateType.FOLLOWER, "only followers restore snapshots")
     cs = meta.conf_state
     if r.id not in cs.voters and r.id not in cs.learners:
         # A snapshot from a config we are not part of: ignore it.
