@@ -366,3 +366,22 @@ def test_closed_wal_rejects_calls(wal_dir: str) -> None:
     w.close()
     with pytest.raises(ValueError, match="closed"):
         w.save(None, ents(1, 1))
+
+
+def test_valid_snapshot_markers_ignores_a_torn_tail_and_survives_release(wal_dir: str) -> None:
+    with WAL.create(wal_dir, b"m", segment_bytes_max=SMALL, wals_max=1) as w:
+        for lo in range(1, 401, 20):
+            w.save(HardState(1, 1, lo + 19), ents(lo, lo + 19), sync=True)
+        w.save_snapshot_marker(SnapshotMarker(300, 1))
+        w.save(None, ents(401, 410), sync=True)
+        assert w.release_to(300)
+    seg = os.path.join(wal_dir, list_segments(wal_dir)[-1].name)
+    data = bytearray(Path(seg).read_bytes())
+    end = len(data.rstrip(b"\0"))
+    data[end - 5 : end] = b"\xff" * 5  # torn tail: read-only listing must not judge or repair it
+    Path(seg).write_bytes(bytes(data))
+    assert valid_snapshot_markers(wal_dir) == [SnapshotMarker(300, 1)]
+    assert Path(seg).read_bytes() == bytes(data)
+    w, got = reopen(wal_dir, SnapshotMarker(300, 1), segment_bytes_max=SMALL)
+    assert [e.index for e in got] == list(range(301, 410))
+    w.close()
