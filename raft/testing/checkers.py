@@ -24,8 +24,10 @@ The properties (Raft paper figure 3, plus the crash and ReadIndex rules):
 - *log matching*: an (index, term) pair names one entry forever: every persisted copy has
   the same payload digest and the same previous term, which by induction makes every two
   logs that share an (index, term) identical up to it;
+- *commit safety*: whenever a node's commit index covers an entry of its log, that (index,
+  term) is committed; two nodes never commit different terms at one index;
 - *leader completeness*: when a node becomes leader, its log holds every entry known to be
-  committed (applied somewhere) at its index with its term;
+  committed (covered by some node's commit index) at its index with its term;
 - *state machine safety*: every node applies the same entry at each index, applies
   indices in order without gaps (a snapshot jumps), and reaches the same state digest at
   each index, whether it got there by applying entries or by installing a snapshot;
@@ -126,6 +128,7 @@ class SafetyChecker:
         self._nodes: dict[int, _NodeTrack] = {}
         self._leader_of_term: dict[int, int] = {}
         self._entries: dict[tuple[int, int], tuple[bytes, int | None]] = {}
+        self._committed: dict[int, int] = {}  # index -> term of the committed entry
         self._applied: dict[int, EntryRecord] = {}  # the committed log as applied anywhere
         self._state_at: dict[int, bytes] = {}  # state-machine digest after applying index
         self._key_history: dict[str, list[tuple[int, str | None]]] = {}
@@ -189,16 +192,25 @@ class SafetyChecker:
                 "vote-count",
                 f"node {node} leads term {term} with votes {sorted(granted)} of voters {sorted(voters)}",
             )
-        for index, rec in self._applied.items():
+        for index, committed_term in self._committed.items():
             if index <= log.snap_index:
                 continue  # covered by the snapshot (its digest is checked on install)
             have = log.term_at(index)
-            if have != rec.term:
+            if have != committed_term:
                 raise SimViolation(
                     "leader-completeness",
                     f"leader {node} of term {term} has term {have} at committed index {index} "
-                    f"(committed term {rec.term}; its log ends at {log.last_index})",
+                    f"(committed term {committed_term}; its log ends at {log.last_index})",
                 )
+
+    def on_commit(self, node: int, *, index: int, term: int) -> None:
+        """Node's durable commit index now covers the entry (index, term) of its log."""
+        known = self._committed.setdefault(index, term)
+        if known != term:
+            raise SimViolation(
+                "commit-safety",
+                f"node {node} commits term {term} at index {index}, already committed: term {known}",
+            )
 
     # -- messages -----------------------------------------------------------------------
 
@@ -279,6 +291,7 @@ class SafetyChecker:
             raise SimViolation(
                 "apply-order", f"node {node} applied index {entry.index} after {t.applied}"
             )
+        self.on_commit(node, index=entry.index, term=entry.term)
         known = self._applied.get(entry.index)
         if known is None:
             self._applied[entry.index] = entry

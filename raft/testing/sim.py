@@ -298,6 +298,9 @@ class Simulation:
             disk.set_hard_state(hs)
             self.checker.on_persist_hard_state(node.id, term=hs.term, vote=hs.vote,
                                                commit=hs.commit)
+            # Every entry the new commit index covers is committed: tell the checker.
+            for index in range(max(node.commit, disk.first_index() - 1) + 1, hs.commit + 1):
+                self.checker.on_commit(node.id, index=index, term=disk.term(index))
             node.term, node.commit = hs.term, hs.commit
             self.max_commit = max(self.max_commit, hs.commit)
         if crash is CrashPoint.AFTER_PERSIST:

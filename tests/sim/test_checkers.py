@@ -110,6 +110,25 @@ def test_log_matching() -> None:
         c.on_persist_entries(3, [entry(3, 2)], prev_term=2)
 
 
+def test_commit_safety() -> None:
+    c = SafetyChecker()
+    c.on_commit(1, index=5, term=2)
+    c.on_commit(2, index=5, term=2)
+    with pytest.raises(SimViolation, match="commit-safety"):
+        c.on_commit(3, index=5, term=3)
+    # Applying an entry commits it too: a different term there is caught at apply.
+    for i in range(1, 5):
+        c.on_apply(1, entry(i, 1), state_digest=f"s{i}".encode())
+    with pytest.raises(SimViolation, match="commit-safety"):
+        c.on_apply(1, entry(5, 1), state_digest=b"s5")
+    # Leader completeness counts what is committed, applied or not.
+    c.on_commit(1, index=6, term=2)
+    c.on_vote_granted_received(2, frm=1, term=3)
+    with pytest.raises(SimViolation, match="leader-completeness"):
+        c.on_became_leader(2, term=3, voters=frozenset({1, 2, 3}), log=LogView(4, 1, (2,)))
+    c.on_became_leader(2, term=3, voters=frozenset({1, 2, 3}), log=LogView(4, 1, (2, 2)))
+
+
 def test_leader_completeness() -> None:
     c = SafetyChecker()
     c.on_apply(1, entry(1, 1), state_digest=b"s1")
