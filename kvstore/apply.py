@@ -32,9 +32,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from kvstore import lease as lease_ops
-from kvstore.codec import REV_PUT, REV_TOMBSTONE, TOMBSTONE_RECORD, encode_record, pack_u64
+from kvstore.codec import (
+    REV_PUT,
+    REV_TOMBSTONE,
+    TOMBSTONE_RECORD,
+    decode_record,
+    encode_record,
+    pack_u64,
+)
 from kvstore.errors import (
     CompactedError,
+    EmptyKeyError,
     FutureRevisionError,
     KeyNotFoundError,
     KvError,
@@ -43,8 +51,8 @@ from kvstore.errors import (
     StorageError,
     invariant,
 )
-from kvstore.revision import escape_key, pack_rev
-from kvstore.txn import check_request, compare_kv, put_cost, txn_cost, txn_is_readonly
+from kvstore.revision import pack_rev, rev_main
+from kvstore.txn import check_request, compare_kv, txn_cost, txn_is_readonly
 from kvstore.types import (
     ApplyResult,
     CompactionRequest,
@@ -72,6 +80,9 @@ from kvstore.view import to_kv as _to_kv
 __all__ = ["Limits", "WriteTxn"]
 
 META_REVISION = b"revision"
+_REV_PUT_MARK = bytes((REV_PUT,))
+# Keys up to this length cannot hit LMDB's key limit even if every byte is escaped.
+_SHORT_KEY_BYTES = 240
 META_COMPACT_REVISION = b"compact_revision"
 
 
@@ -130,14 +141,18 @@ class WriteTxn:
 
     def _dispatch(self, req: object) -> Response:
         max_ops = self.limits.max_txn_ops
-        if isinstance(req, PutRequest):
-            check_request(req, max_txn_ops=max_ops)
-            self.check_space(put_cost(req))
+        if type(req) is PutRequest:  # the hot path: keep it short
+            if req.ignore_value or req.ignore_lease or len(req.key) > _SHORT_KEY_BYTES:
+                check_request(req, max_txn_ops=max_ops)
+            elif not req.key:
+                raise EmptyKeyError()
+            self.check_space(2 * len(req.key) + len(req.value) + 80)  # txn.put_cost
             # etcd's Put applier looks the lease up before the key (inside a txn it is the
             # other way round, see _check_put).
             if req.lease != 0 and not lease_ops.exists(self, req.lease):
                 raise LeaseNotFoundError()
-            self._check_put(req)
+            if req.ignore_value or req.ignore_lease:
+                self._check_put(req)
             return self._put(req)
         if isinstance(req, DeleteRangeRequest):
             check_request(req, max_txn_ops=max_ops)
@@ -190,37 +205,42 @@ class WriteTxn:
         return rev17
 
     def _put(self, req: PutRequest) -> PutResponse:
-        enck = escape_key(req.key)
+        key = req.key
+        enck = key.replace(b"\x00", b"\x00\xff") + b"\x00\x00"  # revision.escape_key
+        main = self.main
         prev_kv: KeyValue | None = None
         found = latest_raw(self.kcur, enck, None)
-        if found is not None and found[1][2] & 1 == 0:
-            prev_kv = _to_kv(req.key, found[0], found[1])
+        if found is not None and found[1][2] & 1 == 0:  # not a tombstone (codec.is_tombstone)
+            prev_create, prev_version, prev_lease, prev_value = decode_record(found[1])
+            prev_kv = KeyValue(key, prev_create, rev_main(found[0]), prev_version, prev_value,
+                               prev_lease)
         value = req.value
         lease = req.lease
         if prev_kv is not None:
-            create_revision, version = prev_kv.create_revision, prev_kv.version + 1
+            create_revision, version = prev_create, prev_version + 1
             if req.ignore_value:
-                value = prev_kv.value
+                value = prev_value
             if req.ignore_lease:
-                lease = prev_kv.lease
-            old_lease = prev_kv.lease
+                lease = prev_lease
+            old_lease = prev_lease
         else:
             invariant(not (req.ignore_value or req.ignore_lease), "ignore_* on a missing key")
-            create_revision, version, old_lease = self.main, 1, 0
-        rev17 = self._next_rev()
+            create_revision, version, old_lease = main, 1, 0
+        rev17 = pack_rev(main, self.sub)
+        self.sub += 1
         txn = self.txn
-        txn.put(enck + rev17, encode_record(create_revision, version, lease, value),
-                db=self.dbs.key)
-        txn.put(rev17, bytes((REV_PUT,)) + req.key, db=self.dbs.rev)
+        dbs = self.dbs
+        txn.put(enck + rev17, encode_record(create_revision, version, lease, value), db=dbs.key)
+        txn.put(rev17, _REV_PUT_MARK + key, db=dbs.rev)
         if old_lease != lease:
             # A key belongs to at most one lease: moving it detaches it from the old one.
             if old_lease:
-                txn.delete(pack_u64(old_lease) + req.key, db=self.dbs.lease_keys)
+                txn.delete(pack_u64(old_lease) + key, db=dbs.lease_keys)
             if lease:
-                txn.put(pack_u64(lease) + req.key, b"", db=self.dbs.lease_keys)
-        kv = KeyValue(req.key, create_revision, self.main, version, value, lease)
+                txn.put(pack_u64(lease) + key, b"", db=dbs.lease_keys)
+        kv = KeyValue(key, create_revision, main, version, value, lease)
         self.events.append(Event(EventType.PUT, kv, prev_kv))
-        return PutResponse(prev_kv if req.prev_kv else None, self.main)
+        return PutResponse(prev_kv if req.prev_kv else None, main)
 
     def tombstone(self, enck: bytes, prev_kv: KeyValue) -> None:
         """Delete the live key `prev_kv.key` at the next revision (also used by lease revoke)."""
