@@ -131,4 +131,4 @@ def test_sigkill_during_appends_never_loses_a_synced_record(tmp_path: Path) -> N
     assert promised > 0 and max_marker > 0, "the run never reached a snapshot marker"
     assert segs[-1].seq >= 5, "the run never cut segments"
     assert len(segs) < segs[-1].seq + 1, "release_to never deleted a segment"
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 120, "too slow for the suite budget"
