@@ -2,7 +2,8 @@
 
 Snapshot follows etcd's maintenanceServer.Snapshot: the store copy in chunks of at most
 32 KiB, each message's `remaining_bytes` = total size - bytes sent so far (so the last data
-chunk says 0), then one more message whose blob is the SHA-256 of all the data, which
+chunk says 0; the total is the backend's size hint, taken before the copy starts), then
+one more message whose blob is the SHA-256 of all the data, which
 `etcdctl snapshot restore` checks. Like etcd 3.4, snapshot messages carry no header.
 Downgrade (3.5) is left to the generated base class (UNIMPLEMENTED), as in etcd 3.4.
 """
@@ -74,13 +75,13 @@ class MaintenanceServicer(rpc_pb2_grpc.MaintenanceServicer):
     async def Snapshot(
         self, request: rpc_pb2.SnapshotRequest, context: Any
     ) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
-        snap = await self.backend.snapshot(SNAPSHOT_CHUNK_BYTES)
+        total = self.backend.snapshot_size_hint()
         digest = hashlib.sha256()
         sent = 0
-        async for chunk in snap.chunks:
+        async for chunk in self.backend.snapshot_chunks(SNAPSHOT_CHUNK_BYTES):
             sent += len(chunk)
             digest.update(chunk)
-            yield rpc_pb2.SnapshotResponse(remaining_bytes=max(snap.size - sent, 0), blob=chunk)
+            yield rpc_pb2.SnapshotResponse(remaining_bytes=max(total - sent, 0), blob=chunk)
         yield rpc_pb2.SnapshotResponse(remaining_bytes=0, blob=digest.digest())
 
     @unary_rpc

@@ -71,9 +71,12 @@ class HttpServer:
     def ports(self) -> list[int]:
         return [s.sockets[0].getsockname()[1] for s in self.servers if s.sockets]
 
-    async def close(self) -> None:
+    def close(self) -> None:
+        """Stop accepting connections (asyncio.Server's shape: then await wait_closed())."""
         for s in self.servers:
             s.close()
+
+    async def wait_closed(self) -> None:
         for s in self.servers:
             with contextlib.suppress(Exception):
                 await s.wait_closed()
@@ -153,15 +156,16 @@ def _host_port(url: str) -> tuple[str, int]:
 
 async def start_http_server(
     backend: Backend,
-    urls: Sequence[str],
+    urls: str | Sequence[str],
     *,
     registry: Registry = DEFAULT_REGISTRY,
     metrics: EtcdMetrics = METRICS,
 ) -> HttpServer:
-    """Listen on each URL ("http://host:port"; port 0 picks a free one)."""
+    """Listen on each address: "http://host:port" or "host:port" (port 0 picks a free one);
+    one address may be given as a plain string."""
     handler = _Handler(backend, registry, metrics)
     servers = []
-    for url in urls:
+    for url in [urls] if isinstance(urls, str) else urls:
         host, port = _host_port(url)
         servers.append(
             await asyncio.start_server(handler, host, port, limit=HEAD_BYTES_MAX)

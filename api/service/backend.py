@@ -119,18 +119,6 @@ class StatusInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class SnapshotStream:
-    """A consistent copy of the store: `size` bytes in total, delivered by `chunks`.
-
-    The size is known up front because etcd's Snapshot RPC sets `remaining_bytes` on every
-    message (total minus what was sent so far) before the final SHA-256 message.
-    """
-
-    size: int
-    chunks: AsyncIterator[bytes]
-
-
-@dataclass(frozen=True, slots=True)
 class AlarmMember:
     member_id: int
     alarm: int  # etcdserverpb.AlarmType: NONE=0, NOSPACE=1, CORRUPT=2
@@ -186,8 +174,14 @@ class Backend(Protocol):
 
     async def defragment(self) -> None: ...
 
-    async def snapshot(self, chunk_bytes: int) -> SnapshotStream:
-        """A consistent copy of the store with its total size, streamed in chunks of at
-        most chunk_bytes (the Snapshot servicer adds etcd's trailing SHA-256 message)."""
+    def snapshot_chunks(self, chunk_bytes: int) -> AsyncIterator[bytes]:
+        """A consistent copy of the store, streamed in chunks (the caller adds the checksum)."""
+
+    def snapshot_size_hint(self) -> int:
+        """The expected size of the next snapshot_chunks stream, read before it starts.
+
+        etcd sets `remaining_bytes` on each Snapshot message to the total minus what was
+        sent; the servicer uses this hint as the total (clamped at 0), so it should be the
+        store's in-use size, which the compacting copy matches closely."""
 
     async def move_leader(self, target_id: int) -> None: ...

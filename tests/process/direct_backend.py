@@ -27,7 +27,6 @@ from api.service.backend import (
     BadLeaderTransfereeError,
     Header,
     MemberInfo,
-    SnapshotStream,
     StatusInfo,
 )
 from kvstore.errors import KvError
@@ -204,21 +203,19 @@ class DirectBackend:
     async def defragment(self) -> None:
         self.store.defragment()
 
-    async def snapshot(self, chunk_bytes: int) -> SnapshotStream:
+    async def snapshot_chunks(self, chunk_bytes: int) -> AsyncIterator[bytes]:
         fd, path = tempfile.mkstemp(prefix="direct-snap-")
         os.close(fd)
-        self.store.snapshot_to(path)
-        size = os.path.getsize(path)
+        try:
+            self.store.snapshot_to(path)
+            with open(path, "rb") as f:
+                while block := f.read(chunk_bytes):
+                    yield block
+        finally:
+            os.unlink(path)
 
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                with open(path, "rb") as f:
-                    while block := f.read(chunk_bytes):
-                        yield block
-            finally:
-                os.unlink(path)
-
-        return SnapshotStream(size=size, chunks=chunks())
+    def snapshot_size_hint(self) -> int:
+        return self.store.db_size_in_use_bytes
 
     async def move_leader(self, target_id: int) -> None:
         if target_id != self.member_id:
@@ -243,7 +240,8 @@ async def serve(argv: Sequence[str]) -> None:
     expiry.cancel()
     await server.stop(0.5)
     if http is not None:
-        await http.close()
+        http.close()
+        await http.wait_closed()
     backend.store.close()
 
 
