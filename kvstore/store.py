@@ -179,8 +179,14 @@ class Store:
         self._env: Any = None
         self._closed = False
         self._open_env()
-        if self._compact_revision >= 0 and self._finished_compact != self._compact_revision:
-            self.run_pending_compaction()  # a crash interrupted the last physical compaction
+        if (
+            compact_inline
+            and self._compact_revision >= 0
+            and self._finished_compact != self._compact_revision
+        ):
+            # A crash interrupted the last physical compaction. (With compact_inline=False
+            # the node resumes it through run_pending_compaction, keeping open fast.)
+            self.run_pending_compaction()
 
     # --- lifecycle ------------------------------------------------------------------------
 
