@@ -36,13 +36,22 @@ class RaftLog:
 
     # ---------------------------------------------------------------- indexes
 
+    # first_index, last_index and term_or_none are the hottest functions of the core: they
+    # inline Unstable's maybe_* lookups instead of calling them.
+
     def first_index(self) -> int:
-        i = self.unstable.maybe_first_index()
-        return i if i is not None else self.storage.first_index()
+        snap = self.unstable.snapshot
+        if snap is not None:
+            return snap.metadata.index + 1
+        return self.storage.first_index()
 
     def last_index(self) -> int:
-        i = self.unstable.maybe_last_index()
-        return i if i is not None else self.storage.last_index()
+        u = self.unstable
+        if u.entries:
+            return u.offset + len(u.entries) - 1
+        if u.snapshot is not None:
+            return u.snapshot.metadata.index
+        return self.storage.last_index()
 
     def last_term(self) -> int:
         t = self.term_or_none(self.last_index())
@@ -51,11 +60,15 @@ class RaftLog:
 
     def term_or_none(self, i: int) -> int | None:
         """The term of entry i, or None when compacted or beyond the last index."""
-        t = self.unstable.maybe_term(i)
-        if t is not None:
-            return t
-        if i + 1 < self.first_index() or i > self.last_index():
-            return None
+        u = self.unstable
+        offset = u.offset
+        if i >= offset:
+            j = i - offset
+            return u.entries[j].term if j < len(u.entries) else None
+        snap = u.snapshot
+        if snap is not None:
+            # Until the incoming snapshot is installed, only its last entry is known below it.
+            return snap.metadata.term if i == snap.metadata.index else None
         try:
             return self.storage.term(i)
         except (CompactedError, UnavailableError):
@@ -188,18 +201,21 @@ class RaftLog:
 
     def slice(self, lo: int, hi: int, max_size: int) -> list[Entry]:
         """Entries in [lo, hi); raises CompactedError when lo is before the first index."""
+        u = self.unstable
+        offset = u.offset
+        if lo >= offset:
+            # Entirely in memory: the common case for a leader's fresh entries.
+            invariant(lo <= hi <= offset + len(u.entries), f"slice[{lo},{hi}) out of bound")
+            return limit_size(u.entries[lo - offset : hi - offset], max_size)
         first = self.first_index()
         if lo < first:
             raise CompactedError(f"entry {lo} is compacted (first index {first})")
         invariant(lo <= hi <= self.last_index() + 1, f"slice[{lo},{hi}) out of bound")
         if lo == hi:
             return []
-        offset = self.unstable.offset
-        if lo >= offset:
-            return limit_size(self.unstable.slice(lo, hi), max_size)
         ents = self.storage.entries(lo, min(hi, offset), max_size)
-        if hi > offset and len(ents) == min(hi, offset) - lo:
-            ents = ents + self.unstable.slice(offset, hi)
+        if hi > offset and len(ents) == offset - lo:
+            ents = ents + u.slice(offset, hi)
             return limit_size(ents, max_size)
         return ents
 

@@ -85,14 +85,17 @@ class RawNode:
     def propose(self, data: bytes) -> None:
         """Propose `data` for the log; raises ProposalDroppedError if it cannot be accepted
         now (no known leader, a leadership transfer in progress, size limit)."""
-        self._raft.step(
-            Message(MessageType.PROP, from_=self._raft.id, entries=(Entry(0, 0, data=data),))
-        )
+        r = self._raft
+        if leader.propose_local(r, (data,)):
+            return
+        r.step(Message(MessageType.PROP, from_=r.id, entries=(Entry(0, 0, data=data),)))
 
     def propose_batch(self, datas: Sequence[bytes]) -> None:
         """Propose several entries in one MsgProp (cheaper than one propose() each);
         they are accepted or dropped together."""
         if not datas:
+            return
+        if leader.propose_local(self._raft, datas):
             return
         self._raft.step(
             Message(
@@ -147,9 +150,15 @@ class RawNode:
             return True
         if log.has_next_committed_ents():
             return True
-        if r.soft_state() != self._prev_soft:
-            return True
-        return r.hard_state() != self._prev_hard
+        # Field comparisons rather than building SoftState/HardState: this runs very often.
+        soft, hard = self._prev_soft, self._prev_hard
+        return (
+            r.lead != soft.lead
+            or r.state is not soft.raft_state
+            or r.term != hard.term
+            or r.vote != hard.vote
+            or log.committed != hard.commit
+        )
 
     def ready(self) -> Ready:
         """The next batch of work; see the contract in raft/ready.py."""

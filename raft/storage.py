@@ -16,6 +16,7 @@ last_index = 13, term(10) = 2, entries(lo=10, ...) raises CompactedError.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Protocol
 
 from raft.errors import (
@@ -26,6 +27,7 @@ from raft.errors import (
 )
 from raft.types import (
     EMPTY_HARD_STATE,
+    ENTRY_OVERHEAD_BYTES,
     ConfState,
     Entry,
     HardState,
@@ -33,6 +35,8 @@ from raft.types import (
     SnapshotMetadata,
     entry_size,
 )
+
+_DATA = attrgetter("data")
 
 
 class LogStorage(Protocol):
@@ -57,6 +61,9 @@ class LogStorage(Protocol):
 def limit_size(entries: list[Entry], max_size: int) -> list[Entry]:
     """The longest prefix of `entries` within `max_size` bytes, but never fewer than one."""
     if len(entries) <= 1:
+        return entries
+    # Fast path, in C: everything fits (the common case with the default 1 MiB limit).
+    if sum(map(len, map(_DATA, entries))) + ENTRY_OVERHEAD_BYTES * len(entries) <= max_size:
         return entries
     size = entry_size(entries[0])
     for i in range(1, len(entries)):

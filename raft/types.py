@@ -57,6 +57,10 @@ class MessageType(enum.Enum):
     PRE_VOTE = "MsgPreVote"
     PRE_VOTE_RESP = "MsgPreVoteResp"
 
+    # Members are singletons compared by identity: the C-level object hash is consistent
+    # with that and much cheaper than Enum's (set lookups on every step()).
+    __hash__ = object.__hash__
+
 
 LOCAL_MESSAGE_TYPES = frozenset(
     {

@@ -27,6 +27,7 @@ from raft.types import (
     ProgressState,
     ReadOnlyOption,
     ReadState,
+    StateType,
 )
 
 if TYPE_CHECKING:
@@ -178,6 +179,35 @@ def flush(r: Raft) -> None:
         bcast_heartbeat(r)
 
 
+def propose_local(r: Raft, datas: Sequence[bytes]) -> bool:
+    """Fast path for `RawNode.propose`: append normal entries on the leader without building
+    a MsgProp, with the same effect as stepping one. Returns False (doing nothing) whenever
+    a check of the slow path could apply: not leader, transfer, size limit, not a member."""
+    if (
+        r.state is not StateType.LEADER
+        or r.lead_transferee != NONE
+        or r.max_uncommitted_size > 0
+        or r.id not in r.trk.progress
+    ):
+        return False
+    log = r.raft_log
+    li = log.last_index()
+    term = r.term
+    normal = EntryType.NORMAL
+    new = [Entry(term, li + 1 + i, normal, d) for i, d in enumerate(datas)]
+    u = log.unstable
+    if li + 1 == u.offset + len(u.entries):
+        u.entries.extend(new)
+    else:
+        u.truncate_and_append(new)
+    r.uncommitted_size += sum(map(len, datas))
+    r.trk.progress[r.id].maybe_update(li + len(new))
+    if len(r.trk.voters) == 1:
+        maybe_commit(r)
+    r.append_pending = True
+    return True
+
+
 def append_entry(r: Raft, es: Sequence[Entry]) -> bool:
     log = r.raft_log
     li = log.last_index()
@@ -228,6 +258,8 @@ def maybe_send_append(r: Raft, to: int, *, send_if_empty: bool) -> bool:
     if pr.is_paused():
         return False
     log = r.raft_log
+    if not send_if_empty and pr.next > log.last_index():
+        return False  # nothing new to send
     prev_index = pr.next - 1
     prev_term = log.term_or_none(prev_index)
     if prev_term is None or pr.next < log.first_index():
