@@ -21,7 +21,7 @@ etcd 3.4 behaviour reproduced (v3rpc/watch.go, mvcc/watcher.go):
   created=true, canceled=true, watch_id=-1 and the reason; success as created=true with
   the header revision the store had at creation.
 * a start revision at or below the compact revision: created, then canceled with
-  `compact_revision` set (clientv3 turns it into ErrCompacted).
+  `compact_revision` set and header revision 0 (clientv3 turns it into ErrCompacted).
 * cancel: canceled=true for a known ID; an unknown ID gets no answer.
 * progress request: watch_id=-1 and a header revision R such that no event with revision
   <= R is still to come on this stream. Unlike etcd 3.4 (bug etcd#15220) the answer waits
@@ -261,8 +261,9 @@ class _WatchStream:
     # --- sending ----------------------------------------------------------------------------
 
     def _batch_responses(self, batch: WatchBatch) -> list[rpc_pb2.WatchResponse]:
+        # etcd sends its compaction cancel with header revision 0 (mvcc reports no revision).
         response = rpc_pb2.WatchResponse(
-            header=header_pb(self.backend, batch.revision),
+            header=header_pb(self.backend, 0 if batch.canceled else batch.revision),
             watch_id=batch.watch_id,
             events=[event_to_pb(ev) for ev in batch.events],
             compact_revision=batch.compact_revision,
