@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
-from raft.testing.sim import FAULT_MIXES, SimConfig, SimResult, run_seed
+from raft.testing.sim import FAULT_MIXES, MUTATIONS, SimConfig, SimResult, run_seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ticks allowed for the liveness phase to converge")
     parser.add_argument("--mix", choices=sorted(FAULT_MIXES), default=None,
                         help="fault mix for every seed (default: drawn from each seed)")
+    parser.add_argument("--mutation", choices=sorted(MUTATIONS), default=None,
+                        help="break the simulated node on purpose; the run must then fail")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="worker processes (default: 2, or 1 on a single core)")
     parser.add_argument("--verbose", action="store_true",
@@ -55,7 +57,7 @@ def _results(jobs: list[tuple[int, SimConfig]], workers: int) -> Iterator[SimRes
 
 def run(args: argparse.Namespace) -> int:
     config = SimConfig(nodes=args.nodes, steps=args.steps, liveness_ticks=args.liveness_ticks,
-                       mix=args.mix)
+                       mix=args.mix, mutation=args.mutation)
     seeds = range(args.start_seed, args.start_seed + args.seeds)
     jobs = [(seed, config) for seed in seeds]
     started = time.monotonic()
@@ -77,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {done}/{args.seeds} seeds, {len(failures)} violations, "
                   f"{time.monotonic() - started:.1f}s", file=sys.stderr, flush=True)
     elapsed = time.monotonic() - started
-    print(f"nodes={args.nodes} steps={args.steps} jobs={args.jobs} {elapsed:.1f}s; mixes: "
+    mutation = f" mutation={args.mutation}" if args.mutation else ""
+    print(f"nodes={args.nodes} steps={args.steps}{mutation} jobs={args.jobs} {elapsed:.1f}s; mixes: "
           + ", ".join(f"{k}={v}" for k, v in sorted(mixes.items())))
     print("totals: " + ", ".join(f"{k}={v}" for k, v in sorted(totals.items())))
     if failures:
