@@ -62,7 +62,8 @@ class DirectBackend:
         self._hub = WatchHub(self.store)
         self._hub.set_wakeup(self._wake_sync)
         self._sync_scheduled = False
-        self.index = self.store.applied_index
+        # A fresh member has applied at least its bootstrap entry (raft index 1).
+        self.index = max(self.store.applied_index, 1)
         self.alarms: dict[tuple[int, int], None] = {}
         self.lease_deadlines: dict[int, float] = {}
         self.lease_ttls: dict[int, int] = {}
