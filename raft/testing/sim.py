@@ -233,6 +233,9 @@ class Simulation:
     def _send_checked(self, node: SimNode, m: Message) -> None:
         if m.type is MessageType.VOTE_RESP and not m.reject:
             self.checker.on_vote_granted_sent(node.id, to=m.to, term=m.term, pre_vote=False)
+            if node.is_learner:
+                # Allowed (etcd-io/raft PR 10998); the checker makes sure it never counts.
+                self.count("learner_votes_granted")
         self._send(node, m)
 
     def _report_snapshot(self, env: Envelope[Message], ok: bool) -> None:
