@@ -97,7 +97,17 @@ class Raft:
         if not hard_state.is_empty:
             self._load_state(hard_state)
         if config.applied > 0:
-            self.raft_log.applied_to(config.applied)
+            log = self.raft_log
+            invariant(
+                config.applied <= log.last_index(),
+                f"applied {config.applied} is after the last index {log.last_index()}",
+            )
+            # The state machine applies only committed entries, so `applied` is committed.
+            # The persisted commit index may lag behind it: a commit-only HardState change is
+            # written without fsync (Ready.must_sync is False), while the application may
+            # have made its applied index durable before a crash.
+            log.commit_to(config.applied)
+            log.applied_to(config.applied)
         self.become_follower(self.term, NONE)
 
     def _load_state(self, hs: HardState) -> None:
@@ -198,6 +208,8 @@ class Raft:
         self.append_pending = False
         self.heartbeat_pending = False
         self.read_only = ReadOnly(self.read_only.option)
+        # Reads waiting for a leadership confirmation die with the role; requesters retry.
+        self.pending_read_index_messages = []
 
     def become_follower(self, term: int, lead: int) -> None:
         self.step_fn = follower.step_follower

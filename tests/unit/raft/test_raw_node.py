@@ -231,3 +231,18 @@ def test_has_ready_on_soft_state_change_alone() -> None:
     assert node.has_ready()
     rd = handle_ready(node, s)
     assert rd.soft_state is not None and rd.hard_state is None
+
+
+def test_restart_with_applied_beyond_persisted_commit() -> None:
+    """A commit-only HardState is written without fsync, so after a crash the durable
+    commit index can be below what the state machine already applied: applied entries were
+    committed, so the node restarts with commit = applied."""
+    s = new_storage((1, 2, 3), index=1, term=1)
+    s.append([Entry(1, 2, data=b"a"), Entry(1, 3, data=b"b")])
+    s.set_hard_state(HardState(term=1, vote=1, commit=1))
+    node = RawNode(Config(id=1, rng=random.Random(1), applied=3), s)
+    st = node.status()
+    assert (st.hard_state.commit, st.applied) == (3, 3)
+    assert not node.has_ready() or node.ready().committed_entries == ()
+    with pytest.raises(Exception, match="after the last index"):
+        RawNode(Config(id=1, rng=random.Random(1), applied=4), s)
