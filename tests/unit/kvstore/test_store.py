@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -210,3 +213,48 @@ def _concurrent_readers(data_dir: Path) -> None:
         assert not errors
         assert seen and max(seen) <= 11
         assert s._map_size_bytes > 64 * 1024
+
+
+_CHILD = r"""
+import sys
+from kvstore.store import Store
+from kvstore.types import PutRequest
+s = Store(sys.argv[1], durable=False)
+for b in range(10_000):
+    s.apply_batch([(b * 50 + i + 1, 1, PutRequest(b"k%d" % ((b * 50 + i) % 97), b"v%d" % b))
+                   for i in range(50)])
+    print(b, flush=True)
+"""
+
+
+def _batches(n: int) -> list[list[tuple[int, int, PutRequest]]]:
+    return [[(b * 50 + i + 1, 1, PutRequest(b"k%d" % ((b * 50 + i) % 97), b"v%d" % b))
+             for i in range(50)] for b in range(n)]
+
+
+def test_sigkill_mid_apply_then_replay(data_dir: Path, tmp_path: Path) -> None:
+    """A process killed by SIGKILL keeps whole batches only; WAL-style replay converges."""
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(data_dir)], cwd=root,
+                            stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if int(line) >= 20:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    with Store(data_dir, durable=False) as s:
+        applied = s.applied_index
+        assert applied >= 21 * 50 and applied % 50 == 0  # a batch is all or nothing
+        assert s.current_revision == applied + 1  # one revision per put, none lost
+        batches = _batches(applied // 50 + 10)
+        for batch in batches:  # the WAL replays from the start
+            out = s.apply_batch(batch)
+            assert all(r is None for r in out) or all(isinstance(r, ApplyResult) for r in out)
+        crashed = (s.current_revision, s.hash(), dump(s))
+    with Store(tmp_path / "clean", durable=False) as clean:
+        for batch in batches:
+            clean.apply_batch(batch)
+        assert (clean.current_revision, clean.hash(), dump(clean)) == crashed
