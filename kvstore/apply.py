@@ -308,12 +308,30 @@ class WriteTxn:
             if isinstance(op, TxnRequest):
                 self._compare_path(op, path)
 
-    def _check_ops(self, req: TxnRequest, path: Iterator[bool], *, puts: bool) -> None:
+    def _check_ops(
+        self,
+        req: TxnRequest,
+        path: Iterator[bool],
+        *,
+        puts: bool,
+        from_key_dels: list[bytes] | None = None,
+    ) -> None:
+        if from_key_dels is None:
+            from_key_dels = []
         for op in req.success if next(path) else req.failure:
             if isinstance(op, TxnRequest):
-                self._check_ops(op, path, puts=puts)
+                self._check_ops(op, path, puts=puts, from_key_dels=from_key_dels)
             elif puts and isinstance(op, PutRequest):
                 self._check_put(op)
+                if (op.ignore_value or op.ignore_lease) and any(
+                    start <= op.key for start in from_key_dels
+                ):
+                    # The key exists now but an earlier "from key" delete of this txn (the
+                    # one delete form the duplicate-key rule lets through) removes it first.
+                    # etcd 3.4 panics here; we refuse the txn before writing anything.
+                    raise KeyNotFoundError()
+            elif puts and isinstance(op, DeleteRangeRequest) and op.range_end == b"\x00":
+                from_key_dels.append(op.key)
             elif not puts and isinstance(op, RangeRequest) and op.revision != 0:
                 check_read_revision(op.revision, current=self.revision,
                                     compact=self.compact_revision)

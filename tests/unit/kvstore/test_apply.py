@@ -295,3 +295,20 @@ def test_put_checks_lease_before_key_but_txn_checks_key_first(kv: Applier) -> No
         kv(PutRequest(b"missing", lease=5, ignore_value=True))
     with pytest.raises(KeyNotFoundError):
         kv(TxnRequest(success=(PutRequest(b"missing", lease=5, ignore_value=True),)))
+
+
+def test_from_key_delete_then_ignore_value_put_is_refused_without_writing(
+    store: Store, kv: Applier
+) -> None:
+    # etcd 3.4 panics on this txn (the put's key check passes before the txn, then the put
+    # finds the key deleted); a poison entry must not crash every replica, so we refuse it.
+    kv(PutRequest(b"b", b"1"))
+    txn = TxnRequest(success=(DeleteRangeRequest(b"a", b"\x00"),
+                              PutRequest(b"b", ignore_value=True)))
+    with pytest.raises(KeyNotFoundError):
+        kv(txn)
+    assert store.current_revision == 2 and get(store, b"b") is not None
+    # put first, then delete: fine
+    resp = kv(TxnRequest(success=(PutRequest(b"b", ignore_value=True),
+                                  DeleteRangeRequest(b"a", b"\x00"))))
+    assert isinstance(resp, TxnResponse) and resp.succeeded and store.current_revision == 3
