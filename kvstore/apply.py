@@ -14,10 +14,10 @@ each entry, `apply(index, request)`:
    read-only txn keep it, as etcd does) and returns the response with the events.
 
 Determinism: the result depends only on the request, the index (for lease IDs chosen by
-apply) and the prior LMDB state; never on the clock. The one exception, by the brief, is the
-space quota (see `check_space`): the on-disk size of two replicas may differ (e.g. after a
-defragment of one of them), so the node should also gate writes with the replicated NOSPACE
-alarm (Store.nospace_alarm), which is deterministic.
+apply), the prior LMDB state and the NOSPACE alarm flag (itself replicated); never on the
+clock. The on-disk size is *not* deterministic (a replica restored from a compacted snapshot
+or defragmented uses fewer pages), so the size-based quota check runs at apply time only
+when `Limits.quota_at_apply` is set (see store.py, "Space quota").
 
 Txn (etcd 3.4 applierV3backend.Txn): all compares, including those of nested txns on the
 chosen path, are evaluated against the state before the txn; then put checks (only for a
@@ -91,6 +91,7 @@ class Limits:
     max_txn_ops: int = 128
     min_lease_ttl_s: int = 2
     quota_bytes: int = 2 * 1024**3
+    quota_at_apply: bool = False
 
 
 class WriteTxn:
@@ -185,7 +186,11 @@ class WriteTxn:
         """NoSpaceError if a request adding ~cost bytes would push the db past the quota."""
         if cost <= 0:
             return
-        if self._nospace_alarm or self._size_bytes + cost > self.limits.quota_bytes:
+        if self._nospace_alarm:
+            raise NoSpaceError()
+        if not self.limits.quota_at_apply:
+            return
+        if self._size_bytes + cost > self.limits.quota_bytes:
             raise NoSpaceError()
         # Pages written in this batch are not visible in env.info() until commit: count them.
         self._size_bytes += cost

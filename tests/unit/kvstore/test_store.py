@@ -70,8 +70,8 @@ def test_map_grows_when_full(data_dir: Path) -> None:
         assert s.range(RangeRequest(b"k", b"l", count_only=True)).count == 800
 
 
-def test_quota(data_dir: Path) -> None:
-    with Store(data_dir, durable=False, quota_bytes=512 * 1024) as s:
+def test_quota_at_apply(data_dir: Path) -> None:
+    with Store(data_dir, durable=False, quota_bytes=512 * 1024, quota_at_apply=True) as s:
         kv = Applier(s)
         for i in range(100):
             kv(PutRequest(b"k%d" % i, b"x" * 1000))
@@ -90,6 +90,21 @@ def test_quota(data_dir: Path) -> None:
         # the space is only given back by a defragment (like bbolt's file size)
         s.defragment()
         kv(PutRequest(b"after-defrag", b"v"))
+
+
+def test_quota_checked_before_proposing(data_dir: Path) -> None:
+    with Store(data_dir, durable=False, quota_bytes=512 * 1024) as s:
+        kv = Applier(s)
+        for i in range(600):  # apply itself does not look at the size by default
+            kv(PutRequest(b"k%d" % i, b"x" * 1000))
+        assert s.db_size_in_use_bytes > 512 * 1024
+        for req in (PutRequest(b"a", b"v"), TxnRequest(failure=(PutRequest(b"a"),)),
+                    LeaseGrantRequest(10)):
+            with pytest.raises(NoSpaceError):
+                s.check_quota(req)
+        s.check_quota(DeleteRangeRequest(b"k", b"l"))
+        s.check_quota(TxnRequest(success=(RangeRequest(b"a"),)))
+        s.check_quota(RangeRequest(b"a"))
 
 
 def test_nospace_alarm_rejects_writes(store: Store, kv: Applier) -> None:
