@@ -9,8 +9,8 @@ computation and handing out committed entries. Each Ready is handled in the cont
 Three cases, each run for `--seconds`:
 - *batched*: `--batch` proposals (one `propose()` call each) go in before the nodes handle
   their Readies, so one Ready carries many entries (as the server does under load);
-- *batched-msg*: the same, but the batch is ONE MsgProp carrying `--batch` entries, stepped
-  into the leader (`RawNode.step`), which pays the per-proposal step path once per batch;
+- *propose-batch*: the same, but the batch goes in with ONE `RawNode.propose_batch()` call,
+  which pays the per-proposal path once per batch;
 - *single*: one proposal per cycle, driven until it is committed on the leader (the
   latency-bound worst case).
 
@@ -33,16 +33,14 @@ from raft.storage import MemoryStorage
 from raft.types import (
     Config,
     ConfState,
-    Entry,
     HardState,
     Message,
-    MessageType,
     Snapshot,
     SnapshotMetadata,
     StateType,
 )
 
-CASES = ["batched", "batched-msg", "single"]
+CASES = ["batched", "propose-batch", "single"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,14 +125,13 @@ def bench_case(case: str, *, seconds: float, payload_bytes: int, batch: int) -> 
     leader = cluster.nodes[1]
     payload = b"x" * payload_bytes
     per_cycle = 1 if case == "single" else batch
-    batch_msg = Message(MessageType.PROP, from_=1,
-                        entries=tuple(Entry(0, 0, data=payload) for _ in range(per_cycle)))
+    datas = [payload] * per_cycle
     proposed = 0
     started = time.perf_counter()
     deadline = started + seconds
     while time.perf_counter() < deadline:
-        if case == "batched-msg":
-            leader.step(batch_msg)
+        if case == "propose-batch":
+            leader.propose_batch(datas)
         else:
             for _ in range(per_cycle):
                 leader.propose(payload)

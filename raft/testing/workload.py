@@ -77,15 +77,19 @@ MUTATIONS = {
 }
 
 
-def propose(sim: Simulation, node: SimNode, key: str) -> None:
+def propose(sim: Simulation, node: SimNode, key: str, *, batch: int = 1) -> None:
+    """Propose `batch` puts to `key` on `node` (one propose() call, or one propose_batch())."""
     if node.raw is None:
         return
-    data = encode_put(key, f"p{sim.fresh_id()}")
+    datas = [encode_put(key, f"p{sim.fresh_id()}") for _ in range(batch)]
     try:
-        node.raw.propose(data)
-        sim.count("proposed")
+        if batch == 1:
+            node.raw.propose(datas[0])
+        else:
+            node.raw.propose_batch(datas)
+        sim.count("proposed", batch)
     except RaftError:
-        sim.count("proposals_dropped")
+        sim.count("proposals_dropped", batch)
 
 
 def read(sim: Simulation, node: SimNode) -> None:
@@ -154,7 +158,9 @@ def inject(sim: Simulation) -> None:
     mix, rng = sim.mix, sim.rng
     alive = sim.alive()
     if alive and rng.random() < mix.propose_rate:
-        propose(sim, rng.choice(alive), rng.choice(KEYS))
+        # One proposal in five is a batch, as the server sends under load.
+        batch = rng.randint(2, 4) if rng.random() < 0.2 else 1
+        propose(sim, rng.choice(alive), rng.choice(KEYS), batch=batch)
     if alive and rng.random() < mix.read_rate:
         read(sim, rng.choice(alive))
     leader = sim.leader()
