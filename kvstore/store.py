@@ -117,6 +117,9 @@ _MAP_GROW_ATTEMPTS = 16
 _DATA_FILE = "data.mdb"
 _LOCK_FILE = "lock.mdb"
 
+_OPEN_PATHS: set[str] = set()
+_OPEN_LOCK = threading.Lock()
+
 T = TypeVar("T")
 ApplyOutcome = ApplyResult | KvError | None
 
@@ -194,7 +197,19 @@ class Store:
         self._gate = _Gate()
         self._env: Any = None
         self._closed = False
-        self._open_env()
+        self._key = str(self.path.resolve())
+        with _OPEN_LOCK:
+            # LMDB forbids opening one environment twice in a process (it would break its
+            # locks and, with them, reader tracking): fail loudly instead.
+            if self._key in _OPEN_PATHS:
+                raise StorageError(f"{self.path} is already open in this process")
+            _OPEN_PATHS.add(self._key)
+        try:
+            self._open_env()
+        except BaseException:
+            with _OPEN_LOCK:
+                _OPEN_PATHS.discard(self._key)
+            raise
         if (
             compact_inline
             and self._compact_revision >= 0
@@ -255,6 +270,8 @@ class Store:
         try:
             self._closed = True
             self._env.close()
+            with _OPEN_LOCK:
+                _OPEN_PATHS.discard(self._key)
         finally:
             self._gate.unlock()
 

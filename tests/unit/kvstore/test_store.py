@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kvstore.errors import CompactedError, NoSpaceError, StoreClosedError
+from kvstore.errors import CompactedError, NoSpaceError, StorageError, StoreClosedError
 from kvstore.store import Store
 from kvstore.types import (
     ApplyResult,
@@ -273,3 +273,11 @@ def test_sigkill_mid_apply_then_replay(data_dir: Path, tmp_path: Path) -> None:
         for batch in batches:
             clean.apply_batch(batch)
         assert (clean.current_revision, clean.hash(), dump(clean)) == crashed
+
+
+def test_one_open_per_process(data_dir: Path) -> None:
+    with Store(data_dir):
+        with pytest.raises(StorageError, match="already open"):
+            Store(data_dir)
+    with Store(data_dir) as again:  # closing released it
+        assert again.current_revision == 1
