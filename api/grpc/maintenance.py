@@ -50,7 +50,9 @@ class MaintenanceServicer(rpc_pb2_grpc.MaintenanceServicer):
     async def Alarm(self, request: rpc_pb2.AlarmRequest, context: Any) -> Any:
         alarms = await self.backend.alarm(request.action, request.memberID, request.alarm)
         members = [rpc_pb2.AlarmMember(memberID=a.member_id, alarm=a.alarm) for a in alarms]  # type: ignore[arg-type]
-        return rpc_pb2.AlarmResponse(header=header_pb(self.backend), alarms=members)
+        # No header: etcd returns the applier's AlarmResponse as is (`-w json alarm list`
+        # prints `{}` with no alarm, `{"alarms":[...]}` with one).
+        return rpc_pb2.AlarmResponse(alarms=members)
 
     @unary_rpc
     async def Defragment(self, request: rpc_pb2.DefragmentRequest, context: Any) -> Any:

@@ -137,7 +137,11 @@ class DirectBackend:
         return self.store.lease_time_to_live(lease_id, keys=keys, remaining_ttl_s=remaining)
 
     async def lease_leases(self) -> LeaseLeasesResponse:
-        return self.store.lease_leases()
+        # etcd's lessor lists leases by expiry time (lessor.Leases sorts leasesByExpiry).
+        resp = self.store.lease_leases()
+        never = float("inf")
+        ordered = sorted(resp.leases, key=lambda i: (self.lease_deadlines.get(i, never), i))
+        return LeaseLeasesResponse(tuple(ordered), resp.revision)
 
     async def expire_leases(self) -> None:
         while True:
