@@ -98,9 +98,6 @@ class _Family:
         if self.labelnames:
             raise ValueError(f"{self.name} has labels {self.labelnames}: use .labels(...)")
 
-    def _sample_lines(self, values: tuple[str, ...]) -> list[str]:
-        raise NotImplementedError
-
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {_escape_help(self.help)}", f"# TYPE {self.name} {self.kind}"]
         for values, child in self._series():
