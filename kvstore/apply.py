@@ -255,7 +255,13 @@ class WriteTxn:
         if prev_kv.lease:
             self.txn.delete(pack_u64(prev_kv.lease) + prev_kv.key, db=self.dbs.lease_keys)
         kv = KeyValue(prev_kv.key, 0, self.main, 0, b"", 0)
-        self.events.append(Event(EventType.DELETE, kv, prev_kv))
+        event_prev: KeyValue | None = prev_kv
+        if prev_kv.mod_revision == self.main:
+            # Put earlier in this txn, then deleted by a "from key" delete: a watcher's
+            # prev_kv is the state before the revision (etcd ranges at rev - 1), as
+            # events_since computes it.
+            event_prev = get_kv(self.kcur, prev_kv.key, self.main - 1)
+        self.events.append(Event(EventType.DELETE, kv, event_prev))
 
     def _delete_range(self, req: DeleteRangeRequest) -> DeleteRangeResponse:
         # Collect first: the cursor must not walk the database it is writing to.

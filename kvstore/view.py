@@ -224,6 +224,9 @@ def events_between(
 ) -> list[Event]:
     """Events with start <= main <= end for keys in range, in (main, sub) order, prev_kv filled.
 
+    prev_kv is what etcd's watch sends: the key's live version at main - 1 (a Range at the
+    previous revision), and None for a create event (version 1).
+
     At most `limit` events, but a main revision is never split: the result stops before the
     first revision that would not fit entirely (a single revision larger than `limit` is
     returned whole, so the caller always makes progress).
@@ -252,13 +255,14 @@ def events_between(
         if not in_range(ukey, key, range_end):
             continue
         enck = escape_key(ukey)
-        prev = get_kv(kcur, ukey, main - 1)
         if rv[0] == REV_TOMBSTONE:
             kv = KeyValue(ukey, 0, main, 0, b"", 0)
-            pending.append(Event(EventType.DELETE, kv, prev))
+            pending.append(Event(EventType.DELETE, kv, get_kv(kcur, ukey, main - 1)))
         else:
-            raw = txn.get(enck + rk, db=dbs.key)
-            pending.append(Event(EventType.PUT, to_kv(ukey, enck + rk, raw), prev))
+            kv = to_kv(ukey, enck + rk, txn.get(enck + rk, db=dbs.key))
+            # etcd's watch gives a create event (version 1) no prev_kv, whatever came before.
+            prev = None if kv.version == 1 else get_kv(kcur, ukey, main - 1)
+            pending.append(Event(EventType.PUT, kv, prev))
     if pending and not (out and len(out) + len(pending) > limit):
         out.extend(pending)
     return out

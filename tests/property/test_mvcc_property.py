@@ -202,9 +202,12 @@ class MvccMachine(RuleBasedStateMachine):
         got = self.store.events_since(start, key=key, range_end=end, limit=10_000)
         want = [e for e in self.events
                 if e.kv.mod_revision >= start and in_range(e.kv.key, key, end)]
-        # prev_kv in the store is the key's live version before the revision (etcd's watch);
-        # only the "delete then re-create in one txn" case differs from the model's view.
         assert [(e.type, e.kv) for e in got] == [(e.type, e.kv) for e in want]
+        # prev_kv as etcd's watch sends it: the live version at rev - 1, none for a create.
+        for e in got:
+            create = e.type == EventType.PUT and e.kv.version == 1
+            expected = None if create else self.states[e.kv.mod_revision - 1].get(e.kv.key)
+            assert e.prev_kv == expected
 
     @precondition(lambda self: self.index > 0)
     @rule()

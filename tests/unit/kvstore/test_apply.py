@@ -312,3 +312,22 @@ def test_from_key_delete_then_ignore_value_put_is_refused_without_writing(
     resp = kv(TxnRequest(success=(PutRequest(b"b", ignore_value=True),
                                   DeleteRangeRequest(b"a", b"\x00"))))
     assert isinstance(resp, TxnResponse) and resp.succeeded and store.current_revision == 3
+
+
+def test_event_prev_kv_matches_history_in_txn_corner_cases(store: Store, kv: Applier) -> None:
+    kv(PutRequest(b"a", b"old"))
+    kv(PutRequest(b"b", b"old"))
+    # a: put then from-key delete in one txn; b: from-key delete then put (a new generation)
+    r1 = kv.result(TxnRequest(success=(PutRequest(b"a", b"new"), DeleteRangeRequest(b"a", b"\x00"))))
+    r2 = kv.result(TxnRequest(success=(DeleteRangeRequest(b"b", b"\x00"), PutRequest(b"b", b"x"))))
+    applied = [*r1.events, *r2.events]
+    history = store.events_since(4, key=b"\x00", range_end=b"\x00")
+    assert applied == history
+    a_put, a_del, b_del, b_put = history
+    assert a_put.prev_kv is not None and a_put.prev_kv.value == b"old"
+    assert a_del.prev_kv is not None and a_del.prev_kv.value == b"old"  # state at rev - 1
+    assert b_del.prev_kv is not None and b_put.prev_kv is None  # a create has no prev_kv
+    resp = r1.response
+    assert isinstance(resp, TxnResponse)
+    deleted = resp.responses[1]
+    assert isinstance(deleted, DeleteRangeResponse) and deleted.deleted == 2
