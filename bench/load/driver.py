@@ -1,0 +1,236 @@
+"""The driver: split a run over worker processes, start them together, merge what they saw.
+
+`run_load(plan, endpoints, server_pid=...)` is one measured run of one workload at one
+shape (conns x clients). Conns and clients are split as evenly as possible over `procs`
+workers (never more workers than clients); for the watch workload the watchers and streams
+are split instead and worker 0 also runs the putter. Every worker first connects and does
+its setup (so connection set-up and watch registration are outside the window), answers
+"ready", and is then given the same wall-clock start instant. Server CPU and RSS are
+sampled from /proc just before that instant and after the last worker has reported.
+
+`preload(endpoint, ...)` fills keys with Txn batches of 128 puts (etcd's --max-txn-ops
+default), several in flight, so a million keys take thousands of round trips, not a million.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import grpc
+
+from api.proto import rpc_pb2, rpc_pb2_grpc
+from bench.load.cluster import REPO, ProcSample, sample_proc
+from bench.load.errors import WorkerError, invariant
+from bench.load.histogram import Histogram, Summary
+from bench.load.workloads import WorkerSpec, key_of
+
+READY_TIMEOUT_S = 120.0
+START_MARGIN_S = 0.3
+PRELOAD_BATCH = 128
+PRELOAD_INFLIGHT = 8
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPlan:
+    workload: str
+    conns: int
+    clients: int
+    procs: int
+    duration_s: float
+    key_size: int
+    val_size: int
+    key_space: int
+    watchers: int = 1000
+    watch_streams: int = 10
+    watch_rate: float = 100.0
+    drain_s: float = 10.0
+    seed: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    target: str
+    workload: str
+    conns: int
+    clients: int
+    procs: int
+    duration_s: float
+    ops: int
+    errors: int
+    throughput: float
+    latency: Summary
+    sub_latency: dict[str, Summary] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    server_cpu_s: float | None = None
+    cpu_ms_per_op: float | None = None
+    rss_peak_bytes: int | None = None
+    rss_bytes: int | None = None
+    first_error: str = ""
+
+    @property
+    def shape(self) -> str:
+        return f"{self.conns}x{self.clients}" if self.workload != "watch" else (
+            f"{self.counters.get('watchers', 0)}w/{self.conns}c")
+
+
+def _split(total: int, parts: int, i: int) -> int:
+    return total // parts + (1 if i < total % parts else 0)
+
+
+def plan_workers(plan: LoadPlan, endpoints: tuple[str, ...]) -> list[WorkerSpec]:
+    """One WorkerSpec per process; the shares add up to the plan's totals."""
+    if plan.workload == "watch":
+        procs = max(1, min(plan.procs, plan.watch_streams, max(1, plan.watchers)))
+    else:
+        procs = max(1, min(plan.procs, plan.clients))
+    specs = []
+    for i in range(procs):
+        specs.append(WorkerSpec(
+            workload=plan.workload, endpoints=endpoints,
+            conns=max(1, _split(plan.conns, procs, i)),
+            clients=_split(plan.clients, procs, i) if plan.workload != "watch" else 0,
+            duration_s=plan.duration_s, key_size=plan.key_size, val_size=plan.val_size,
+            key_space=plan.key_space, seed=plan.seed * 1000 + i,
+            watchers=_split(plan.watchers, procs, i) if plan.workload == "watch" else 0,
+            watch_streams=_split(plan.watch_streams, procs, i) if plan.workload == "watch" else 0,
+            putter=plan.workload == "watch" and i == 0,
+            watch_rate=plan.watch_rate, drain_s=plan.drain_s,
+        ))
+    if plan.workload == "watch":
+        invariant(sum(s.watchers for s in specs) == plan.watchers, "watchers split")
+    else:
+        invariant(sum(s.clients for s in specs) == plan.clients, "clients split")
+    return specs
+
+
+class _Worker:
+    def __init__(self, spec: WorkerSpec) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.load.worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, env=env, cwd=REPO, text=True,
+        )
+        self.send({"spec": spec.to_json()})
+
+    def send(self, message: dict[str, Any]) -> None:
+        stdin: IO[str] | None = self.proc.stdin
+        invariant(stdin is not None, "worker stdin is a pipe")
+        assert stdin is not None  # for mypy; checked above
+        stdin.write(json.dumps(message) + "\n")
+        stdin.flush()
+
+    def receive(self, want: str) -> dict[str, Any]:
+        stdout = self.proc.stdout
+        assert stdout is not None
+        line = stdout.readline()
+        if not line:
+            self.proc.wait()
+            raise WorkerError(f"worker exited ({self.proc.returncode}) before sending {want!r}")
+        message: dict[str, Any] = json.loads(line)
+        if "error" in message:
+            raise WorkerError(f"worker failed: {message['error']}")
+        if want not in message:
+            raise WorkerError(f"worker sent {sorted(message)} while {want!r} was expected")
+        return message
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def _sample(pid: int | None) -> ProcSample | None:
+    return sample_proc(pid) if pid is not None else None
+
+
+def run_load(
+    plan: LoadPlan, endpoints: tuple[str, ...], *, target: str, server_pid: int | None = None
+) -> RunResult:
+    specs = plan_workers(plan, endpoints)
+    workers: list[_Worker] = []
+    try:
+        for spec in specs:
+            workers.append(_Worker(spec))
+        for w in workers:
+            w.receive("ready")
+        start_at = time.time() + START_MARGIN_S
+        for w in workers:
+            w.send({"start_at": start_at})
+        time.sleep(max(0.0, start_at - time.time()))
+        before = _sample(server_pid)
+        messages = [w.receive("result") for w in workers]
+        after = _sample(server_pid)
+        for w in workers:
+            w.proc.wait(timeout=30)
+    finally:
+        for w in workers:
+            w.kill()
+    return _merge(plan, target, len(specs), messages, before, after)
+
+
+def _merge(
+    plan: LoadPlan, target: str, procs: int, messages: list[dict[str, Any]],
+    before: ProcSample | None, after: ProcSample | None,
+) -> RunResult:
+    hist = Histogram()
+    subs: dict[str, Histogram] = {}
+    counters: dict[str, int] = {}
+    ops = errors = 0
+    first_error = ""
+    for m in messages:
+        r = m["result"]
+        ops += int(r["ops"])
+        errors += int(r["errors"])
+        first_error = first_error or str(r.get("first_error", ""))
+        hist.merge(Histogram.from_json(r["hist"]))
+        for name, h in r["sub"].items():
+            subs.setdefault(name, Histogram()).merge(Histogram.from_json(h))
+        for name, n in r["counters"].items():
+            counters[name] = counters.get(name, 0) + int(n)
+    cpu_s = cpu_ms = None
+    if before is not None and after is not None:
+        cpu_s = after.cpu_s - before.cpu_s
+        cpu_ms = cpu_s * 1000.0 / ops if ops else None
+    return RunResult(
+        target=target, workload=plan.workload, conns=plan.conns,
+        clients=plan.clients if plan.workload != "watch" else 0, procs=procs,
+        duration_s=plan.duration_s, ops=ops, errors=errors,
+        throughput=ops / plan.duration_s, latency=hist.summary(),
+        sub_latency={k: h.summary() for k, h in sorted(subs.items())}, counters=counters,
+        server_cpu_s=cpu_s, cpu_ms_per_op=cpu_ms,
+        rss_peak_bytes=after.rss_peak_bytes if after else None,
+        rss_bytes=after.rss_bytes if after else None, first_error=first_error,
+    )
+
+
+def preload(
+    endpoint: str, *, count: int, key_size: int, val_size: int, key_space: int,
+) -> float:
+    """Put keys 0..count-1 (`val_size`-byte values); returns the seconds it took."""
+    value = os.urandom(val_size)
+    started = time.monotonic()
+    with grpc.insecure_channel(endpoint, options=[("grpc.max_send_message_length", 8 << 20)]) as ch:
+        stub = rpc_pb2_grpc.KVStub(ch)
+        inflight: list[Future[Any]] = []
+        for lo in range(0, count, PRELOAD_BATCH):
+            ops = [
+                rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(
+                    key=key_of(i, key_size=key_size, key_space=key_space), value=value))
+                for i in range(lo, min(count, lo + PRELOAD_BATCH))
+            ]
+            inflight.append(stub.Txn.future(rpc_pb2.TxnRequest(success=ops), timeout=60))
+            if len(inflight) >= PRELOAD_INFLIGHT:
+                inflight.pop(0).result()
+        for f in inflight:
+            f.result()
+    return time.monotonic() - started

@@ -1,0 +1,152 @@
+"""Formatting of results: the per-run table, kvstore/etcd ratios, the issue's targets, JSON.
+
+Ratios are kvstore / etcd for the same workload and shape, for every metric: above 1 is
+better for throughput and worse for latency, CPU per op and RSS. The targets are those of
+issue 4 and are checked only when the run contains the data they need.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.load.driver import RunResult
+
+MIB = 1024 * 1024
+PUT_1X1_RATIO_MIN = 0.7
+PUT_10X100_MIN = 2000.0
+WATCH_P50_MAX_MS = 50.0
+RSS_MAX_MIB = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class RssResult:
+    target: str
+    keys: int
+    val_size: int
+    load_s: float
+    rss_bytes: int
+    rss_peak_bytes: int
+
+
+def _mib(n: int | None) -> str:
+    return "-" if n is None else f"{n / MIB:.1f}"
+
+
+def _f(x: float | None, fmt: str = ".2f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def watch_delivery(r: RunResult) -> tuple[int, int, bool]:
+    """(delivered, expected, full) for a watch run."""
+    expected = r.counters.get("puts", 0) * r.counters.get("watchers", 0)
+    full = (r.ops == expected and expected > 0
+            and r.counters.get("complete_watchers", 0) == r.counters.get("watchers", -1))
+    return r.ops, expected, full
+
+
+def notes(r: RunResult) -> str:
+    c = r.counters
+    parts = []
+    if r.workload == "watch":
+        delivered, expected, full = watch_delivery(r)
+        parts.append(f"delivered {delivered}/{expected} ({'full' if full else 'NOT full'}), "
+                     f"{c.get('puts', 0) / r.duration_s:.0f} puts/s, "
+                     f"{c.get('complete_watchers', 0)}/{c.get('watchers', 0)} watchers complete")
+    if r.workload == "txn-cas":
+        parts.append(f"cas ok {c.get('succeeded', 0)} failed {c.get('failed', 0)}")
+    if r.workload == "lease":
+        parts.append(f"cycles {c.get('cycles', 0)}; " + " ".join(
+            f"{k} p50 {s.p50_ms:.2f}ms" for k, s in r.sub_latency.items()))
+    if r.errors:
+        parts.append(f"first error: {r.first_error}")
+    return "; ".join(parts)
+
+
+HEADER = (f"{'target':<9} {'workload':<19} {'shape':<10} {'procs':>5} {'ops/s':>10} "
+          f"{'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6} "
+          f"{'cpu ms/op':>9} {'peak MiB':>8}  notes")
+
+
+def format_run(r: RunResult) -> str:
+    s = r.latency
+    return (f"{r.target:<9} {r.workload:<19} {r.shape:<10} {r.procs:>5} {r.throughput:>10.1f} "
+            f"{s.p50_ms:>8.2f} {s.p90_ms:>8.2f} {s.p99_ms:>8.2f} {s.max_ms:>8.1f} {r.errors:>6} "
+            f"{_f(r.cpu_ms_per_op, '.3f'):>9} {_mib(r.rss_peak_bytes):>8}  {notes(r)}")
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b == 0:
+        return "-"
+    return f"{a / b:.2f}"
+
+
+def format_ratios(results: list[RunResult]) -> list[str]:
+    by_key = {(r.target, r.workload, r.shape): r for r in results}
+    lines = []
+    for (target, workload, shape), k in by_key.items():
+        e = by_key.get(("etcd", workload, shape))
+        if target != "kvstore" or e is None:
+            continue
+        lines.append(
+            f"{workload:<19} {shape:<10} ops/s {_ratio(k.throughput, e.throughput)}  "
+            f"p50 {_ratio(k.latency.p50_ms, e.latency.p50_ms)}  "
+            f"p90 {_ratio(k.latency.p90_ms, e.latency.p90_ms)}  "
+            f"p99 {_ratio(k.latency.p99_ms, e.latency.p99_ms)}  "
+            f"cpu/op {_ratio(k.cpu_ms_per_op, e.cpu_ms_per_op)}  "
+            f"peak RSS {_ratio(k.rss_peak_bytes, e.rss_peak_bytes)}"
+        )
+    return lines
+
+
+def format_rss(r: RssResult) -> str:
+    return (f"{r.target:<9} {r.keys} keys x {r.val_size} B loaded in {r.load_s:.1f}s: "
+            f"RSS {_mib(r.rss_bytes)} MiB, peak {_mib(r.rss_peak_bytes)} MiB")
+
+
+def check_targets(results: list[RunResult], rss: list[RssResult]) -> list[str]:
+    """The issue's targets that this run has the data for, each PASS or MISS."""
+    lines = []
+    find = {(r.target, r.workload, r.conns, r.clients): r for r in results}
+    k11, e11 = find.get(("kvstore", "put", 1, 1)), find.get(("etcd", "put", 1, 1))
+    if k11 and e11 and e11.throughput > 0:
+        ratio = k11.throughput / e11.throughput
+        ok = ratio >= PUT_1X1_RATIO_MIN
+        lines.append(f"{'PASS' if ok else 'MISS'} put 1x1 kvstore/etcd = {ratio:.2f} "
+                     f"(target >= {PUT_1X1_RATIO_MIN})")
+    k10 = find.get(("kvstore", "put", 10, 100))
+    if k10:
+        ok = k10.throughput >= PUT_10X100_MIN
+        lines.append(f"{'PASS' if ok else 'MISS'} put 10x100 kvstore = {k10.throughput:.0f} puts/s "
+                     f"(target >= {PUT_10X100_MIN:.0f})")
+    for r in results:
+        if r.target == "kvstore" and r.workload == "watch":
+            _, _, full = watch_delivery(r)
+            ok = full and r.latency.p50_ms <= WATCH_P50_MAX_MS
+            lines.append(
+                f"{'PASS' if ok else 'MISS'} watch {r.counters.get('watchers', 0)} watchers x "
+                f"{r.counters.get('puts', 0) / r.duration_s:.0f} puts/s: "
+                f"{'full' if full else 'NOT full'}, p50 {r.latency.p50_ms:.1f} ms "
+                f"(target: full, p50 <= {WATCH_P50_MAX_MS:.0f} ms)")
+    for x in rss:
+        if x.target == "kvstore":
+            mib = x.rss_peak_bytes / MIB
+            ok = mib <= RSS_MAX_MIB
+            lines.append(f"{'PASS' if ok else 'MISS'} RSS with {x.keys} keys x {x.val_size} B = "
+                         f"{mib:.0f} MiB peak (target <= {RSS_MAX_MIB:.0f} MiB)")
+    return lines
+
+
+def to_json(results: list[RunResult], rss: list[RssResult], args: dict[str, Any]) -> str:
+    return json.dumps({
+        "args": args,
+        "runs": [asdict(r) | {"shape": r.shape} for r in results],
+        "rss": [asdict(x) for x in rss],
+        "targets": check_targets(results, rss),
+    }, indent=2)
+
+
+def save_json(path: str, text: str) -> None:
+    Path(path).write_text(text + "\n")
