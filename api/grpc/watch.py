@@ -65,6 +65,9 @@ FRAGMENT_OVERHEAD_BYTES = 512 * 1024
 TAKE_EVENTS_MAX = 1000
 INVALID_WATCH_ID = -1
 PROGRESS_POLL_S = 0.05
+# Control responses queued before the reader stops taking requests (a client that sends
+# creates without reading answers must not grow the queue without bound).
+CONTROL_QUEUE_MAX = 1024
 
 
 def fragment_response(
@@ -114,6 +117,8 @@ class _WatchStream:
         self.fragment_ids: set[int] = set()
         self.progress_requested = False
         self.error: BaseException | None = None
+        self.control_drained = asyncio.Event()
+        self.control_drained.set()
 
     # --- hub callbacks --------------------------------------------------------------------
 
@@ -132,6 +137,8 @@ class _WatchStream:
 
     def _control(self, response: rpc_pb2.WatchResponse) -> None:
         self.control.append(response)
+        if len(self.control) >= CONTROL_QUEUE_MAX:
+            self.control_drained.clear()
         self.wake.set()
 
     def handle(self, request: rpc_pb2.WatchRequest) -> None:
@@ -223,6 +230,7 @@ class _WatchStream:
         try:
             async for request in request_iterator:
                 self.handle(request)
+                await self.control_drained.wait()
         except Exception as exc:  # the client stream broke: end the RPC with its error
             self.error = exc
             self.wake.set()
@@ -310,7 +318,10 @@ class _WatchStream:
                 if self.error is not None:
                     raise self.error
                 if self.control:
-                    yield self.control.popleft()
+                    response = self.control.popleft()
+                    if len(self.control) < CONTROL_QUEUE_MAX // 2:
+                        self.control_drained.set()
+                    yield response
                     continue
                 if self.ready:
                     w = next(iter(self.ready))

@@ -193,3 +193,14 @@ def test_many_watchers_on_one_stream(stubs: Stubs, stream: WatchStream) -> None:
     stubs.kv.Txn(txn, timeout=5)
     got = {stream.next().watch_id for _ in range(20)}
     assert got == ids
+
+
+def test_burst_of_creates_is_answered_in_order(stubs: Stubs, stream: WatchStream) -> None:
+    # More creates than the servicer queues before it stops reading (CONTROL_QUEUE_MAX).
+    n = 1200
+    for i in range(n):
+        stream.create(b"w/burst/%d" % i, watch_id=i + 1)
+    assert [stream.next().watch_id for _ in range(n)] == list(range(1, n + 1))
+    rev = put(stubs, b"w/burst/%d" % (n - 1))
+    resp = stream.next()
+    assert resp.watch_id == n and resp.events[0].kv.mod_revision == rev
