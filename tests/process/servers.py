@@ -63,8 +63,20 @@ def free_port() -> int:
 class ServerProcess:
     """One running server; `endpoint` is "127.0.0.1:<client port>"."""
 
-    def __init__(self, kind: str, tmp: Path, extra_args: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        tmp: Path,
+        extra_args: tuple[str, ...],
+        *,
+        absent_peers: int = 0,
+        wait_for_leader: bool = True,
+    ) -> None:
         self.kind = kind
+        # Members listed in --initial-cluster that never start: with 2 of 3 absent there is
+        # never a quorum, so the member stays leaderless (for "no leader" tests).
+        self.absent_peer_urls = [f"http://127.0.0.1:{free_port()}" for _ in range(absent_peers)]
+        self.wait_for_leader = wait_for_leader
         self.tmp = tmp
         self.data_dir = tmp / "data"
         self.client_port = free_port()
@@ -105,7 +117,10 @@ class ServerProcess:
             "--advertise-client-urls", self.client_url,
             "--listen-peer-urls", self.peer_url,
             "--initial-advertise-peer-urls", self.peer_url,
-            "--initial-cluster", f"{self.name}={self.peer_url}",
+            "--initial-cluster", ",".join(
+                [f"{self.name}={self.peer_url}"]
+                + [f"absent{i}={u}" for i, u in enumerate(self.absent_peer_urls)]
+            ),
             "--listen-metrics-urls", self.metrics_url,
             *self.extra_args,
         ]
@@ -134,7 +149,8 @@ class ServerProcess:
                 if self.proc is not None and self.proc.poll() is not None:
                     raise RuntimeError(f"{self.kind} exited early: {self.log_tail()}")
                 try:
-                    if stub.Status(rpc_pb2.StatusRequest(), timeout=1.0).leader != 0:
+                    status = stub.Status(rpc_pb2.StatusRequest(), timeout=1.0)
+                    if status.leader != 0 or not self.wait_for_leader:
                         return
                 except grpc.RpcError:
                     pass
@@ -162,9 +178,17 @@ class ServerProcess:
 
 
 @contextmanager
-def run_server(kind: str, *, extra_args: tuple[str, ...] = ()) -> Iterator[ServerProcess]:
+def run_server(
+    kind: str,
+    *,
+    extra_args: tuple[str, ...] = (),
+    absent_peers: int = 0,
+    wait_for_leader: bool = True,
+) -> Iterator[ServerProcess]:
     with tempfile.TemporaryDirectory(prefix=f"{kind}-proc-") as tmp:
-        server = ServerProcess(kind, Path(tmp), extra_args)
+        server = ServerProcess(
+            kind, Path(tmp), extra_args, absent_peers=absent_peers, wait_for_leader=wait_for_leader
+        )
         try:
             server.start()
             yield server
