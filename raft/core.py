@@ -306,6 +306,10 @@ class Raft:
             self.step_fn(self, m)
 
     def _handle_vote_request(self, m: Message) -> None:
+        # A learner answers too (as in etcd): a candidate asks only the voters of its own
+        # configuration, and if that configuration already promoted us we must vote, or the
+        # cluster may be unable to elect anyone. Votes count only for the candidate's voters,
+        # so a learner's vote never makes a quorum in a configuration where it is a learner.
         # Raft §5.2: one vote per term (re-granting to the same candidate is harmless);
         # a pre-vote for a future term may be granted even if we voted in this one.
         can_vote = (

@@ -262,8 +262,9 @@ def maybe_send_append(r: Raft, to: int, *, send_if_empty: bool) -> bool:
         return False  # nothing new to send
     prev_index = pr.next - 1
     prev_term = log.term_or_none(prev_index)
-    if prev_term is None or pr.next < log.first_index():
-        # The entries this follower needs are compacted away.
+    if prev_term is None:
+        # The entries this follower needs are compacted away (or prev_index is before the
+        # snapshot point): only a snapshot can catch it up.
         return _send_snapshot(r, to)
     ents = log.entries(pr.next, r.max_msg_size)
     if not ents and not send_if_empty:

@@ -399,3 +399,13 @@ def test_figure8_network_run_keeps_committed_entries() -> None:
         assert entries[1].data == b"committed"
         assert b"maybe" not in [e.data for e in entries]
         assert p.raft_log.committed >= committed
+
+
+def test_follower_that_knows_the_leader_refuses_same_term_votes() -> None:
+    """Raft §5.2 with etcd's refinement: a follower that has a leader for this term does not
+    grant its (unused) vote to another candidate of the same term."""
+    r = new_raft(1)
+    r.become_follower(2, 3)  # term 2, leader 3, no vote cast
+    r.step(Message(MessageType.VOTE, to=1, from_=2, term=2))
+    (m,) = read_messages(r)
+    assert m.reject and r.vote == NONE
