@@ -65,12 +65,14 @@ def limit_size(entries: list[Entry], max_size: int) -> list[Entry]:
     # Fast path, in C: everything fits (the common case with the default 1 MiB limit).
     if sum(map(len, map(_DATA, entries))) + ENTRY_OVERHEAD_BYTES * len(entries) <= max_size:
         return entries
+    # Some prefix overflows, since the whole list does: find where.
     size = entry_size(entries[0])
-    for i in range(1, len(entries)):
+    i = 1
+    while True:
         size += entry_size(entries[i])
         if size > max_size:
             return entries[:i]
-    return entries
+        i += 1
 
 
 class MemoryStorage:

@@ -195,11 +195,7 @@ def propose_local(r: Raft, datas: Sequence[bytes]) -> bool:
     term = r.term
     normal = EntryType.NORMAL
     new = [Entry(term, li + 1 + i, normal, d) for i, d in enumerate(datas)]
-    u = log.unstable
-    if li + 1 == u.offset + len(u.entries):
-        u.entries.extend(new)
-    else:
-        u.truncate_and_append(new)
+    log.unstable.truncate_and_append(new)
     r.uncommitted_size += sum(map(len, datas))
     r.trk.progress[r.id].maybe_update(li + len(new))
     if len(r.trk.voters) == 1:
@@ -266,9 +262,8 @@ def maybe_send_append(r: Raft, to: int, *, send_if_empty: bool) -> bool:
         # The entries this follower needs are compacted away (or prev_index is before the
         # snapshot point): only a snapshot can catch it up.
         return _send_snapshot(r, to)
+    # Non-empty unless send_if_empty (next > last_index was checked above).
     ents = log.entries(pr.next, r.max_msg_size)
-    if not ents and not send_if_empty:
-        return False
     if ents:
         if pr.state is ProgressState.REPLICATE:
             last = ents[-1].index

@@ -246,3 +246,14 @@ def test_restart_with_applied_beyond_persisted_commit() -> None:
     assert not node.has_ready() or node.ready().committed_entries == ()
     with pytest.raises(Exception, match="after the last index"):
         RawNode(Config(id=1, rng=random.Random(1), applied=4), s)
+
+
+def test_propose_batch_without_leader_is_dropped_and_on_follower_forwarded() -> None:
+    node, s = new_raw_node(2)
+    with pytest.raises(ProposalDroppedError):
+        node.propose_batch([b"a", b"b"])
+    node.step(Message(MessageType.HEARTBEAT, to=2, from_=1, term=1))
+    node.propose_batch([b"a", b"b"])
+    rd = handle_ready(node, s)
+    fwd = [m for m in rd.messages if m.type is MessageType.PROP]
+    assert [(m.to, [e.data for e in m.entries]) for m in fwd] == [(1, [b"a", b"b"])]
