@@ -1,0 +1,595 @@
+"""The peer transport: raft messages between cluster members over plain TCP (asyncio).
+
+Theory of operation. Each member listens on its peer address and, for every peer, dials one
+long-lived outbound MESSAGE stream (api/server/transport_wire.py describes the frames and the
+handshake that refuses members of another cluster). Traffic in each direction of a pair of
+members uses the dialer's connection, as etcd's stream transport does, so a member only
+ever writes on connections it owns and only reads on connections it accepted.
+
+Sending (`send`) never awaits the network: it puts each message on its peer's BOUNDED queue
+and returns. A per-peer writer task takes everything queued, encodes it, and writes it with
+one `write()` + `drain()`: while one flush is on the wire the next batch accumulates ("one
+message per peer per flush"). When a queue is full, or the peer is known to be down, the
+message is dropped and the peer is reported unreachable: Raft tolerates loss (it resends
+from the leader's progress), while blocking would let one slow or dead peer stall the node
+and every other peer.
+
+Connection life cycle of one outbound stream:
+
+    connecting --handshake ok--> streaming --write/EOF error--> backoff --timer--> connecting
+        `----------refused or failed--------------------------------^
+
+Messages are accepted while connecting or streaming; during backoff they are dropped at
+once (they would be stale by the time the peer is back). Backoff starts at BACKOFF_MIN_S and
+doubles to BACKOFF_MAX_S, with jitter so that members do not reconnect in lock step. Every
+failure reports the peer unreachable, at most once per UNREACHABLE_REPORT_INTERVAL_S.
+
+Callbacks (`on_message`, `on_unreachable`, `on_snapshot_status`, `on_snapshot`) run on the
+event loop. Those caused by `send` / `send_snapshot` are deferred with `call_soon`, so the
+node is never re-entered from inside its own call.
+
+Test-only partition hook: given `partition_file`, the transport re-reads it every
+PARTITION_POLL_S; it lists member IDs in hex, one per line, that this member must not talk
+to. Messages to and from listed peers are dropped (both directions, connections stay open)
+and snapshots to or from them fail, until the file no longer lists them. It simulates a
+network partition for the process-level cluster tests and is NOT a production feature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+from api.server.metrics import DEFAULT_REGISTRY, Counter
+from api.server.peer_codec import PeerCodecError, decode_message, encode_message
+from api.server.transport_snapshot import receive_snapshot, send_snapshot_stream
+from api.server.transport_wire import (
+    PROTOCOL_VERSION,
+    FrameKind,
+    Handshake,
+    HandshakeRefusedError,
+    ProtocolError,
+    StreamKind,
+    TransportError,
+    encode_frame,
+    error_frame,
+    expect_frame,
+    invariant,
+    parse_peer_url,
+    read_frame,
+)
+from raft.types import Message
+
+__all__ = ["Transport", "TransportError"]
+
+log = logging.getLogger("kvstore.transport")
+
+QUEUE_MESSAGES_MAX = 4096  # etcd's streamBufSize
+BACKOFF_MIN_S = 0.05
+BACKOFF_MAX_S = 1.0
+CONNECT_TIMEOUT_S = 2.0
+WRITE_TIMEOUT_S = 5.0
+UNREACHABLE_REPORT_INTERVAL_S = 0.1
+INBOUND_CONNECTIONS_MAX = 256
+SNAPSHOTS_RECEIVING_MAX = 4
+SNAPSHOT_BYTES_MAX = 16 * 1024**3
+PARTITION_POLL_S = 0.1
+
+
+def _counter(name: str, help_text: str, label: str) -> Counter:
+    existing = DEFAULT_REGISTRY.get(name)
+    if isinstance(existing, Counter):
+        return existing
+    return DEFAULT_REGISTRY.counter(name, help_text, (label,))
+
+
+_SENT_BYTES = _counter(
+    "etcd_network_peer_sent_bytes_total", "The total number of bytes sent to peers.", "To"
+)
+_RECEIVED_BYTES = _counter(
+    "etcd_network_peer_received_bytes_total",
+    "The total number of bytes received from peers.",
+    "From",
+)
+_SENT_FAILURES = _counter(
+    "etcd_network_peer_sent_failures_total", "The total number of send failures from peers.", "To"
+)
+_SNAPSHOT_SEND_SUCCESS = _counter(
+    "etcd_network_snapshot_send_success", "Total number of successful snapshot sends", "To"
+)
+_SNAPSHOT_SEND_FAILURES = _counter(
+    "etcd_network_snapshot_send_failures", "Total number of snapshot send failures", "To"
+)
+
+
+def parse_partition_file(text: str) -> frozenset[int]:
+    """Member IDs (hex, one per line; blank lines and '#' comments ignored)."""
+    ids = set()
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            ids.add(int(line, 16))
+    return frozenset(ids)
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    if "://" in address:
+        return parse_peer_url(address)
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class _PeerStream:
+    """The outbound MESSAGE stream to one peer: a bounded queue and its writer task."""
+
+    def __init__(self, transport: Transport, peer_id: int, urls: Sequence[str]) -> None:
+        self.transport = transport
+        self.peer_id = peer_id
+        self.urls = [parse_peer_url(u) for u in urls]
+        invariant(bool(self.urls), f"peer {peer_id:x} has no URL")
+        self.queue: asyncio.Queue[Message | None] = asyncio.Queue(transport.queue_messages_max)
+        self.accepting = True  # false during backoff: messages are dropped at once
+        self.broken = False
+        self.healthy = True  # for logging state changes once, not every retry
+        self.active_since: float | None = None  # monotonic time the current stream started
+        self.task: asyncio.Task[None] | None = None
+        self.sent_bytes = _SENT_BYTES.labels(f"{peer_id:x}")
+        self.sent_failures = _SENT_FAILURES.labels(f"{peer_id:x}")
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"peer-stream-{self.peer_id:x}")
+
+    def enqueue(self, msg: Message) -> bool:
+        if not self.accepting:
+            return False
+        try:
+            self.queue.put_nowait(msg)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def _drop_queued(self) -> None:
+        dropped = 0
+        while not self.queue.empty():
+            if self.queue.get_nowait() is not None:
+                dropped += 1
+        if dropped:
+            self.sent_failures.inc(dropped)
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self.accepting = False
+        self.active_since = None
+        self._drop_queued()
+        self.transport._report_unreachable(self.peer_id)
+        if self.healthy:
+            self.healthy = False
+            log.warning("lost the stream to peer %x (%s: %r)", self.peer_id, what, exc)
+        else:
+            log.debug("stream to peer %x still failing (%s: %r)", self.peer_id, what, exc)
+
+    async def _run(self) -> None:
+        backoff_s = BACKOFF_MIN_S
+        rng = self.transport._rng
+        attempt = 0
+        while True:
+            host, port = self.urls[attempt % len(self.urls)]
+            attempt += 1
+            self.accepting, self.broken = True, False
+            try:
+                reader, writer = await self._connect(host, port)
+            except (OSError, TimeoutError, TransportError, asyncio.IncompleteReadError) as exc:
+                self._failed("connect", exc)
+                await asyncio.sleep(backoff_s * rng.uniform(0.5, 1.0))
+                backoff_s = min(backoff_s * 2, BACKOFF_MAX_S)
+                continue
+            backoff_s = BACKOFF_MIN_S
+            self.active_since = time.monotonic()
+            if not self.healthy:
+                log.info("established the stream to peer %x", self.peer_id)
+                self.healthy = True
+            monitor = asyncio.create_task(self._monitor(reader, writer))
+            try:
+                await self._pump(writer)
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                self._failed("write", exc)
+                await asyncio.sleep(BACKOFF_MIN_S * rng.uniform(0.5, 1.0))
+            finally:
+                self.active_since = None
+                monitor.cancel()
+                writer.close()
+
+    async def _connect(
+        self, host: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        t = self.transport
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, limit=64 * 1024), CONNECT_TIMEOUT_S
+        )
+        try:
+            writer.write(
+                Handshake(t.cluster_id, t.member_id, self.peer_id, StreamKind.MESSAGES).encode()
+            )
+            await expect_frame(reader, FrameKind.HANDSHAKE_OK, timeout_s=CONNECT_TIMEOUT_S)
+        except HandshakeRefusedError as exc:
+            writer.close()
+            # A refusal is a configuration error (wrong cluster, wrong member): always log it.
+            log.error("peer %x at %s:%d refused our stream: %s", self.peer_id, host, port, exc)
+            raise
+        except BaseException:
+            writer.close()
+            raise
+        return reader, writer
+
+    async def _monitor(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The peer never writes after the handshake: any byte or EOF means the stream is
+        over. Without this, a dead connection would only be noticed at a later write."""
+        with contextlib.suppress(OSError, ConnectionError):
+            await reader.read(1)
+        self.broken = True
+        writer.close()
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)  # wake the writer if it waits on an empty queue
+
+    async def _pump(self, writer: asyncio.StreamWriter) -> None:
+        queue = self.queue
+        while True:
+            first = await queue.get()
+            if self.broken or first is None:
+                raise ConnectionResetError("peer closed the stream")
+            batch = [first]
+            while not queue.empty():
+                msg = queue.get_nowait()
+                if msg is None:
+                    break
+                batch.append(msg)
+            frames = []
+            blocked = self.transport._blocked_ids
+            for msg in batch:
+                if self.peer_id in blocked:
+                    continue  # test partition: dropped after queueing too
+                try:
+                    frames.append(encode_frame(FrameKind.MESSAGE, encode_message(msg)))
+                except ValueError as exc:  # a value the wire cannot carry: a bug upstream
+                    log.error("dropped an unencodable %s to %x: %s", msg.type.value, self.peer_id, exc)
+                    self.sent_failures.inc()
+            if not frames:
+                continue
+            data = b"".join(frames)
+            writer.write(data)
+            await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+            if self.broken:
+                raise ConnectionResetError("peer closed the stream")
+            self.sent_bytes.inc(len(data))
+
+
+class Transport:
+    """Raft message transport between the members of one cluster. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        member_id: int,
+        cluster_id: int,
+        listen: str,
+        peers: Mapping[int, Sequence[str]],
+        on_message: Callable[[Message], None],
+        on_unreachable: Callable[[int], None],
+        on_snapshot_status: Callable[[int, bool], None],
+        on_snapshot: Callable[[Message, str], None],
+        snapshot_dir: str,
+        partition_file: str | None = None,
+        queue_messages_max: int = QUEUE_MESSAGES_MAX,
+        snapshot_bytes_max: int = SNAPSHOT_BYTES_MAX,
+        rng: random.Random | None = None,
+    ) -> None:
+        if member_id == 0 or cluster_id == 0:
+            raise ValueError("member_id and cluster_id must be non-zero")
+        if queue_messages_max < 1:
+            raise ValueError("queue_messages_max must be positive")
+        self.member_id = member_id
+        self.cluster_id = cluster_id
+        self._listen = _host_port(listen)
+        self._initial_peers = {pid: tuple(urls) for pid, urls in peers.items() if pid != member_id}
+        self._on_message = on_message
+        self._on_unreachable = on_unreachable
+        self._on_snapshot_status = on_snapshot_status
+        self._on_snapshot = on_snapshot
+        self.snapshot_dir = snapshot_dir
+        self.partition_file = partition_file
+        self.queue_messages_max = queue_messages_max
+        self.snapshot_bytes_max = snapshot_bytes_max
+        self._rng = rng if rng is not None else random.Random()
+        self._streams: dict[int, _PeerStream] = {}
+        self._removed: set[int] = set()
+        self._last_unreachable: dict[int, float] = {}
+        self._blocked_ids: frozenset[int] = frozenset()
+        self._partition_text: str | None = None
+        self._server: asyncio.Server | None = None
+        self._inbound: set[asyncio.StreamWriter] = set()
+        self._inbound_by_peer: dict[int, asyncio.StreamWriter] = {}
+        self._snapshots_sending: dict[int, asyncio.Task[None]] = {}
+        self._snapshots_receiving: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = False
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start(self) -> None:
+        host, port = self._listen
+        self._read_partition_file()
+        self._server = await asyncio.start_server(
+            self._accept, host, port, limit=64 * 1024, reuse_address=True
+        )
+        for peer_id, urls in self._initial_peers.items():
+            self.add_peer(peer_id, urls)
+        if self.partition_file is not None:
+            log.warning("TEST-ONLY partition file %s is active", self.partition_file)
+            self._spawn(self._poll_partition_file(), "partition-file")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) actually listened on (useful when started on port 0)."""
+        invariant(self._server is not None, "transport not started")
+        assert self._server is not None  # for mypy; checked above
+        sockname = self._server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
+
+    def active_since(self, peer_id: int) -> float | None:
+        """When (time.monotonic()) the outbound stream to `peer_id` was established, or None
+        if it is not up now (etcd's Transport.ActiveSince, for quorum-connectivity checks)."""
+        stream = self._streams.get(peer_id)
+        return stream.active_since if stream is not None else None
+
+    @property
+    def blocked_peers(self) -> frozenset[int]:
+        """Peers the TEST-ONLY partition file currently blocks (empty without one)."""
+        return self._blocked_ids
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._server is not None:
+            self._server.close()
+        tasks = [s.task for s in self._streams.values() if s.task is not None]
+        tasks += [*self._tasks, *self._snapshots_sending.values()]
+        for writer in list(self._inbound):
+            writer.close()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._streams.clear()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+    def _spawn(self, coro: object, name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------------ membership
+
+    def add_peer(self, peer_id: int, urls: Sequence[str]) -> None:
+        """Start streaming to a peer (idempotent; a known peer keeps its connection)."""
+        if peer_id == self.member_id or peer_id in self._streams or self._stopped:
+            return
+        self._removed.discard(peer_id)
+        stream = _PeerStream(self, peer_id, urls)
+        self._streams[peer_id] = stream
+        stream.start()
+
+    def remove_peer(self, peer_id: int) -> None:
+        """Stop streaming to a peer and refuse its connections from now on (etcd answers a
+        removed member with 410 Gone)."""
+        self._removed.add(peer_id)
+        stream = self._streams.pop(peer_id, None)
+        if stream is not None and stream.task is not None:
+            stream.task.cancel()
+        inbound = self._inbound_by_peer.pop(peer_id, None)
+        if inbound is not None:
+            inbound.close()
+
+    def update_peer(self, peer_id: int, urls: Sequence[str]) -> None:
+        """New peer URLs: reconnect the stream to the new address."""
+        if peer_id in self._streams:
+            old = self._streams.pop(peer_id)
+            if old.task is not None:
+                old.task.cancel()
+        self.add_peer(peer_id, urls)
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, messages: Sequence[Message]) -> None:
+        """Queue messages for their peers; never waits. A message that cannot be queued is
+        dropped and its peer reported unreachable."""
+        blocked = self._blocked_ids
+        streams = self._streams
+        for msg in messages:
+            to = msg.to
+            if to in blocked:
+                continue  # test partition
+            stream = streams.get(to)
+            if stream is None:
+                log.debug("dropped %s to unknown peer %x", msg.type.value, to)
+                self._report_unreachable(to)
+            elif not stream.enqueue(msg):
+                stream.sent_failures.inc()
+                self._report_unreachable(to)
+
+    def _report_unreachable(self, peer_id: int) -> None:
+        now = time.monotonic()
+        if now - self._last_unreachable.get(peer_id, -1e9) < UNREACHABLE_REPORT_INTERVAL_S:
+            return
+        self._last_unreachable[peer_id] = now
+        asyncio.get_running_loop().call_soon(self._on_unreachable, peer_id)
+
+    def send_snapshot(self, message: Message, body_path: str) -> None:
+        """Stream a MsgSnap and its body file to `message.to` on a separate connection, then
+        report `on_snapshot_status(message.to, ok)`. One snapshot per peer at a time: a second
+        one while the first is in flight fails at once."""
+        to = message.to
+        loop = asyncio.get_running_loop()
+        stream = self._streams.get(to)
+        if stream is None or to in self._snapshots_sending or to in self._blocked_ids:
+            log.warning("cannot send a snapshot to peer %x now", to)
+            _SNAPSHOT_SEND_FAILURES.labels(f"{to:x}").inc()
+            loop.call_soon(self._on_snapshot_status, to, False)
+            return
+        task = asyncio.create_task(
+            self._send_snapshot(stream, message, body_path), name=f"snapshot-to-{to:x}"
+        )
+        self._snapshots_sending[to] = task
+        task.add_done_callback(lambda _t: self._snapshots_sending.pop(to, None))
+
+    async def _send_snapshot(self, stream: _PeerStream, message: Message, body_path: str) -> None:
+        to = message.to
+        host, port = stream.urls[0]
+        ok = False
+        try:
+            await send_snapshot_stream(
+                host=host, port=port, cluster_id=self.cluster_id, member_id=self.member_id,
+                message=message, body_path=body_path,
+            )
+            ok = True
+            log.info("sent snapshot %s to peer %x", body_path, to)
+        except (OSError, TimeoutError, TransportError, asyncio.IncompleteReadError, ValueError) as exc:
+            log.warning("failed to send the snapshot to peer %x: %r", to, exc)
+        (_SNAPSHOT_SEND_SUCCESS if ok else _SNAPSHOT_SEND_FAILURES).labels(f"{to:x}").inc()
+        self._on_snapshot_status(to, ok)
+
+    # ------------------------------------------------------------------ receiving
+
+    def _check_handshake(self, hs: Handshake) -> tuple[str, str] | None:
+        if hs.version != PROTOCOL_VERSION:
+            return "version", f"unsupported peer protocol version {hs.version}"
+        if hs.cluster_id != self.cluster_id:
+            return "cluster_id_mismatch", (
+                f"cluster ID mismatch: local {self.cluster_id:x}, remote {hs.cluster_id:x}"
+            )
+        if hs.to_id != self.member_id:
+            return "member_id_mismatch", (
+                f"stream is for member {hs.to_id:x}, this member is {self.member_id:x}"
+            )
+        if hs.from_id in self._removed:
+            return "member_removed", f"member {hs.from_id:x} was removed from the cluster"
+        if hs.from_id == self.member_id:
+            return "member_id_mismatch", "a member cannot stream to itself"
+        if hs.stream_kind == StreamKind.SNAPSHOT:
+            if hs.from_id in self._blocked_ids:
+                return "partitioned", "test partition"
+            if (
+                hs.from_id in self._snapshots_receiving
+                or len(self._snapshots_receiving) >= SNAPSHOTS_RECEIVING_MAX
+            ):
+                return "busy", "too many snapshots in flight"
+        elif hs.stream_kind != StreamKind.MESSAGES:
+            return "stream_kind", f"unknown stream kind {hs.stream_kind}"
+        return None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._inbound) >= INBOUND_CONNECTIONS_MAX or self._stopped:
+            writer.close()
+            return
+        self._inbound.add(writer)
+        peer = writer.get_extra_info("peername")
+        from_id = 0
+        try:
+            hs = Handshake.decode(
+                await expect_frame(reader, FrameKind.HANDSHAKE, timeout_s=CONNECT_TIMEOUT_S)
+            )
+            refusal = self._check_handshake(hs)
+            if refusal is not None:
+                log.warning("refused a peer connection from %s (member %x): %s",
+                            peer, hs.from_id, refusal[1])
+                writer.write(error_frame(*refusal))
+                await asyncio.wait_for(writer.drain(), CONNECT_TIMEOUT_S)
+                return
+            from_id = hs.from_id
+            writer.write(encode_frame(FrameKind.HANDSHAKE_OK, b""))
+            if hs.stream_kind == StreamKind.SNAPSHOT:
+                self._snapshots_receiving.add(from_id)
+                try:
+                    await receive_snapshot(
+                        reader, writer, from_id=from_id, snapshot_dir=self.snapshot_dir,
+                        on_snapshot=self._on_snapshot, snapshot_bytes_max=self.snapshot_bytes_max,
+                    )
+                finally:
+                    self._snapshots_receiving.discard(from_id)
+            else:
+                await self._read_messages(from_id, reader, writer)
+        except (ProtocolError, PeerCodecError, HandshakeRefusedError) as exc:
+            log.warning("closed the peer connection from %s (member %x): %s", peer, from_id, exc)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            log.debug("peer connection from %s (member %x) ended: %r", peer, from_id, exc)
+        finally:
+            self._inbound.discard(writer)
+            if self._inbound_by_peer.get(from_id) is writer:
+                del self._inbound_by_peer[from_id]
+            writer.close()
+
+    async def _read_messages(
+        self, from_id: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        # A peer that restarted dials again while we may still hold its old, half-open
+        # connection: the newest stream wins, the old one is closed.
+        old = self._inbound_by_peer.get(from_id)
+        if old is not None:
+            old.close()
+        self._inbound_by_peer[from_id] = writer
+        received = _RECEIVED_BYTES.labels(f"{from_id:x}")
+        on_message = self._on_message
+        while True:
+            kind, payload = await read_frame(reader)
+            if kind != FrameKind.MESSAGE:
+                raise ProtocolError(f"unexpected frame kind {kind} on a message stream")
+            received.inc(len(payload) + 5)
+            if from_id in self._blocked_ids:
+                continue  # test partition
+            msg = decode_message(payload)
+            if msg.from_ != from_id or msg.to != self.member_id:
+                raise ProtocolError(
+                    f"message {msg.from_:x}->{msg.to:x} on the stream {from_id:x}->{self.member_id:x}"
+                )
+            try:
+                on_message(msg)
+            except Exception:  # a node bug must not take the connection down with it
+                log.exception("on_message failed for %s from %x", msg.type.value, from_id)
+
+    # ------------------------------------------------------------------ test partition
+
+    def _read_partition_file(self) -> None:
+        if self.partition_file is None:
+            return
+        try:
+            with open(self.partition_file, encoding="utf-8") as f:
+                text = f.read(64 * 1024)
+        except FileNotFoundError:
+            text = ""
+        except OSError as exc:
+            log.warning("cannot read the partition file: %r", exc)
+            return
+        if text == self._partition_text:
+            return
+        try:
+            blocked = parse_partition_file(text)
+        except ValueError:
+            log.warning("ignored a malformed partition file: %r", text[:200])
+            return
+        self._partition_text = text
+        if blocked != self._blocked_ids:
+            log.warning("TEST-ONLY partition: member %x now blocks %s", self.member_id,
+                        sorted(f"{i:x}" for i in blocked))
+            self._blocked_ids = blocked
+
+    async def _poll_partition_file(self) -> None:
+        while True:
+            await asyncio.sleep(PARTITION_POLL_S)
+            self._read_partition_file()
