@@ -73,6 +73,9 @@ class RunResult:
     rss_peak_bytes: int | None = None
     rss_bytes: int | None = None
     first_error: str = ""
+    # Load-generator CPU over its wall time, as a fraction of one core per process: near 1.0
+    # means the client, not the server, set the pace.
+    client_busy: float = 0.0
 
     @property
     def shape(self) -> str:
@@ -187,7 +190,9 @@ def _merge(
     counters: dict[str, int] = {}
     ops = errors = 0
     first_error = ""
+    busy = 0.0
     for m in messages:
+        busy = max(busy, float(m.get("cpu_s", 0.0)) / max(1e-9, float(m.get("elapsed_s", 0.0))))
         r = m["result"]
         ops += int(r["ops"])
         errors += int(r["errors"])
@@ -210,6 +215,7 @@ def _merge(
         server_cpu_s=cpu_s, cpu_ms_per_op=cpu_ms,
         rss_peak_bytes=after.rss_peak_bytes if after else None,
         rss_bytes=after.rss_bytes if after else None, first_error=first_error,
+        client_busy=busy,
     )
 
 

@@ -19,6 +19,7 @@ PUT_1X1_RATIO_MIN = 0.7
 PUT_10X100_MIN = 2000.0
 WATCH_P50_MAX_MS = 50.0
 RSS_MAX_MIB = 300.0
+CLIENT_BUSY_WARN = 0.85
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,8 @@ def notes(r: RunResult) -> str:
     if r.workload == "lease":
         parts.append(f"cycles {c.get('cycles', 0)}; " + " ".join(
             f"{k} p50 {s.p50_ms:.2f}ms" for k, s in r.sub_latency.items()))
+    if r.client_busy >= CLIENT_BUSY_WARN:
+        parts.append(f"CLIENT-BOUND: a load process used {r.client_busy:.0%} of a core")
     if r.errors:
         parts.append(f"first error: {r.first_error}")
     return "; ".join(parts)

@@ -4,7 +4,7 @@ Protocol (one JSON object per line; JSON, never pickle):
   driver -> worker   {"spec": WorkerSpec}
   worker -> driver   {"ready": true}                    channels open, setup done
   driver -> worker   {"start_at": <unix time s>}        the same instant for every worker
-  worker -> driver   {"result": Outcome, "elapsed_s": x}
+  worker -> driver   {"result": Outcome, "elapsed_s": x, "cpu_s": y}   (y: this process's CPU)
 A failure is reported as {"error": "..."} and a non-zero exit. Only protocol lines go to
 stdout; diagnostics go to stderr.
 
@@ -62,11 +62,13 @@ async def run_worker() -> None:
         if delay > 0:
             await asyncio.sleep(delay)
         started = time.monotonic()
+        cpu_started = time.process_time()
         deadline = started + spec.duration_s - max(0.0, time.time() - start_at)
         await workload.run(deadline)
         elapsed = time.monotonic() - started
+        cpu_s = time.process_time() - cpu_started
         await workload.close()
-        _send({"result": workload.out.to_json(), "elapsed_s": elapsed})
+        _send({"result": workload.out.to_json(), "elapsed_s": elapsed, "cpu_s": cpu_s})
     finally:
         for channel in channels:
             await channel.close()
