@@ -110,6 +110,10 @@ SESSION: list[Step] = [
     _s("--hex", "get", "--prefix", "/demo/"),
     _s("get", "--rev=6", "/demo/a"),
     _s("-w", "json", "get", "--prefix", "--limit", "1", "--rev=7", "/demo/"),
+    _s("get", "--prefix", "--limit", "2", "--rev=9", "--keys-only", "/demo/"),
+    _s("-w", "fields", "put", "/demo/f", "x"),
+    _s("-w", "fields", "del", "--prev-kv", "/demo/f"),
+    _s("-w", "fields", "txn", stdin=_txn('mod("/demo/a") > "0"', "", "get /demo/a", "", "", "")),
     _s("get", "--rev=99999999", "/demo/a"),
     _s("del", "/demo/c"),
     _s("-w", "json", "del", "/demo/c"),
@@ -161,6 +165,8 @@ SESSION: list[Step] = [
     _s("-w", "json", "lease", "timetolive", "--keys", "{lease3}"),
     _s("lease", "keep-alive", "--once", "{lease3}"),
     _s("-w", "json", "lease", "keep-alive", "--once", "{lease3}"),
+    _s("lease", "keep-alive", "{lease1}", timeout_s=1.5, label="lease keep-alive (streaming)"),
+    _s("-w", "fields", "lease", "grant", "30"),
     _s("lease", "list"),
     _s("-w", "json", "lease", "list"),
     _s("-w", "json", "lease", "revoke", "{lease2}"),
@@ -175,6 +181,7 @@ SESSION: list[Step] = [
     _s("member", "list"),
     _s("-w", "json", "member", "list"),
     _s("-w", "table", "member", "list"),
+    _s("-w", "fields", "member", "list"),
     _s("endpoint", "status"),
     _s("-w", "json", "endpoint", "status"),
     _s("-w", "table", "endpoint", "status"),
@@ -288,9 +295,9 @@ def run_session(
             stdout, stderr, exit_code = exc.stdout or b"", exc.stderr or b"", "timeout"
         for m in re.finditer(rb"lease ([0-9a-f]+) granted", stdout):
             ids.leases.append(int(m.group(1), 16))
-        for m in re.finditer(rb'"ID":(\d+),"TTL"', stdout):
-            if "grant" in args:
-                ids.leases.append(int(m.group(1)))
+        if "grant" in args:
+            for m in re.finditer(rb'"ID"( : |:)(\d+)', stdout):
+                ids.leases.append(int(m.group(2)))
         label = step.label or " ".join(a if len(a) < 60 else a[:57] + "..." for a in step.args)
         if step.only_saved_line:
             saved = [ln for ln in stdout.decode(errors="replace").splitlines() if ln.startswith("Snapshot saved at")]
