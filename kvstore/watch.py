@@ -444,11 +444,14 @@ class WatchHub:
         """A header revision safe for a progress notification to this watcher (see module doc)."""
         if w._buffer:
             return w._buffer[0][0] - 1
-        next_revision = w._next_revision
+        # Everything below next_revision has been looked at for this watcher. A synced
+        # watcher has also seen every notified revision, but not a revision committed and not
+        # yet notified (unless a catch-up read it from the store, which moved next_revision).
+        seen = w._next_revision - 1
         if w._group is _Group.SYNCED:
-            next_revision = max(next_revision, self._notified_revision + 1)
-            return min(next_revision - 1, self._notified_revision)
-        return min(next_revision - 1, self._store.current_revision)
+            seen = max(seen, self._notified_revision)
+        # A future start revision has not happened yet: claim no more than the store has.
+        return min(seen, self._store.current_revision)
 
     def is_synced(self, w: Watcher) -> bool:
         """True when the watcher is on the live path with nothing buffered (etcd sends
