@@ -15,7 +15,7 @@ The result keeps both id tuples sorted and disjoint.
 from __future__ import annotations
 
 from raft.errors import ConfChangeError
-from raft.types import NONE, ConfChange, ConfChangeType, ConfState
+from raft.types import NONE, ConfChange, ConfChangeType, ConfState, Entry
 
 
 def apply_change(conf: ConfState, change: ConfChange) -> ConfState:
@@ -37,6 +37,14 @@ def apply_change(conf: ConfState, change: ConfChange) -> ConfState:
     if not voters:
         raise ConfChangeError("removed all voters")
     return ConfState(voters=tuple(sorted(voters)), learners=tuple(sorted(learners)))
+
+
+def decode(entry: Entry) -> ConfChange | None:
+    """The ConfChange of an EntryType.CONF_CHANGE entry, None when malformed."""
+    try:
+        return ConfChange.unmarshal(entry.data)
+    except ValueError:
+        return None
 
 
 def is_valid(conf: ConfState, change: ConfChange) -> bool:

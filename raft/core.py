@@ -31,6 +31,9 @@ from raft.read_only import ReadOnly
 from raft.roles import candidate, follower, leader
 from raft.storage import LogStorage
 from raft.types import (
+    CAMPAIGN_ELECTION,
+    CAMPAIGN_PRE_ELECTION,
+    CAMPAIGN_TRANSFER,
     NONE,
     ConfChange,
     Config,
@@ -45,10 +48,6 @@ from raft.types import (
     SoftState,
     StateType,
 )
-
-CAMPAIGN_PRE_ELECTION = b"CampaignPreElection"
-CAMPAIGN_ELECTION = b"CampaignElection"
-CAMPAIGN_TRANSFER = b"CampaignTransfer"
 
 _VOTE_TYPES = (MessageType.VOTE, MessageType.PRE_VOTE)
 _LEADER_TYPES = (MessageType.APP, MessageType.HEARTBEAT, MessageType.SNAP)
@@ -426,12 +425,3 @@ class Raft:
 
     def drop_proposal(self, why: str) -> NoReturn:
         raise ProposalDroppedError(f"{self.id}: proposal dropped: {why}")
-
-
-def decode_conf_change(e: Entry) -> ConfChange | None:
-    """Decode a conf-change entry, None when malformed (treated as invalid)."""
-    try:
-        return ConfChange.unmarshal(e.data)
-    except ValueError:
-        return None
-

@@ -24,6 +24,12 @@ from dataclasses import dataclass, field
 NONE = 0
 """The node id meaning "no node" (no leader, no vote). Real node ids are >= 1."""
 
+# Kinds of campaign. CAMPAIGN_TRANSFER also travels as the context of a MsgVote sent on a
+# leader's MsgTimeoutNow: it tells voters to bypass their leader lease (check_quorum).
+CAMPAIGN_PRE_ELECTION = b"CampaignPreElection"
+CAMPAIGN_ELECTION = b"CampaignElection"
+CAMPAIGN_TRANSFER = b"CampaignTransfer"
+
 
 class EntryType(enum.Enum):
     NORMAL = "EntryNormal"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from raft.quorum import VoteResult
 from raft.roles import follower, leader
-from raft.types import NONE, Message, MessageType, StateType
+from raft.types import CAMPAIGN_ELECTION, NONE, Message, MessageType, StateType
 
 if TYPE_CHECKING:
     from raft.core import Raft
@@ -39,8 +39,6 @@ def step_candidate(r: Raft, m: Message) -> None:
         res = r.poll(m.from_, not m.reject)
         if res is VoteResult.WON:
             if r.state is StateType.PRE_CANDIDATE:
-                from raft.core import CAMPAIGN_ELECTION
-
                 r.campaign(CAMPAIGN_ELECTION)
             else:
                 r.become_leader()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from raft.errors import invariant
-from raft.types import NONE, Message, MessageType, ReadState, Snapshot, StateType
+from raft.types import CAMPAIGN_TRANSFER, NONE, Message, MessageType, ReadState, Snapshot, StateType
 
 if TYPE_CHECKING:
     from raft.core import Raft
@@ -40,8 +40,6 @@ def step_follower(r: Raft, m: Message) -> None:
             r.send(_forward(m, r))
     elif t is MessageType.TIMEOUT_NOW:
         # The leader hands us leadership: campaign at once, bypassing pre-vote and leases.
-        from raft.core import CAMPAIGN_TRANSFER
-
         r.hup(CAMPAIGN_TRANSFER)
     elif t is MessageType.READ_INDEX:
         if r.lead != NONE:

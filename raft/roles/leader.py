@@ -143,9 +143,7 @@ def _handle_proposal(r: Raft, m: Message) -> None:
     for i, e in enumerate(m.entries):
         if e.type is not EntryType.CONF_CHANGE:
             continue
-        from raft.core import decode_conf_change
-
-        cc = decode_conf_change(e)
+        cc = confchange.decode(e)
         # One change at a time: a change proposed while another is unapplied, or one that
         # is invalid for the current config, becomes an empty entry (etcd does the same),
         # so the proposer sees it committed without effect.

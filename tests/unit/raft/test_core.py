@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from raft.core import CAMPAIGN_TRANSFER, Raft, decode_conf_change
+from raft.confchange import decode as decode_conf_change
+from raft.core import Raft
 from raft.errors import ProposalDroppedError
 from raft.roles import leader
 from raft.types import (
+    CAMPAIGN_TRANSFER,
     NONE,
     ConfChange,
     ConfChangeType,
