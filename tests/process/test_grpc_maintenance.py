@@ -137,6 +137,27 @@ def test_http_version(server: ServerProcess) -> None:
     assert doc["etcdcluster"].endswith(".0") and doc["etcdserver"].startswith(doc["etcdcluster"][:3])
 
 
+def _raw_http(server: ServerProcess, request: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.metrics_port), timeout=5) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_http_error_paths(server: ServerProcess) -> None:
+    if server.kind == "etcd":
+        pytest.skip("etcd's Go HTTP server answers these differently (not a compatibility surface)")
+    assert _get(server.metrics_url + "/nope")[0] == 404
+    assert _raw_http(server, b"POST /health HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 405 ")
+    assert _raw_http(server, b"garbage\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    head = _raw_http(server, b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and head.endswith(b"\r\n\r\n")
+
+
 def test_alarm_makes_health_false_until_disarmed(server: ServerProcess, stubs: Stubs) -> None:
     me = stubs.maintenance.Status(rpc_pb2.StatusRequest(), timeout=5).header.member_id
     activate = rpc_pb2.AlarmRequest(action=1, memberID=me, alarm=1)  # ACTIVATE NOSPACE
