@@ -49,6 +49,7 @@ typecheck: $(TEST_STAMP)
 
 # raft/ coverage comes from its own unit and scenario tests (tracing the simulator too
 # would triple its run time); everything else runs on both cores without coverage.
+unit: export HYPOTHESIS_PROFILE = ci
 unit: $(TEST_STAMP) debs
 	$(PY) -m pytest -q --cov=raft --cov-branch --cov-report=term-missing:skip-covered \
 	  --cov-fail-under=95 tests/unit/raft
