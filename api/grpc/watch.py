@@ -239,16 +239,23 @@ class _WatchStream:
     async def tick(self, *, check_leader: bool) -> None:
         """Periodic progress notifications, and the leader check for hasleader streams."""
         interval = self.limits.watch_progress_notify_interval_s
+        progress = interval > 0  # a zero interval disables periodic progress
+        if not progress and not check_leader:
+            return
         next_progress = time.monotonic() + interval
-        step = min(interval, self.limits.leader_check_interval_s) if check_leader else interval
+        leader_step = self.limits.leader_check_interval_s
+        if progress and check_leader:
+            step = min(interval, leader_step)
+        else:
+            step = interval if progress else leader_step
         while True:
-            await asyncio.sleep(max(step, 0.001))
+            await asyncio.sleep(max(step, 0.01))
             if check_leader and self.backend.status().leader == 0:
                 self.error = NoLeaderError()
                 self.wake.set()
                 return
             now = time.monotonic()
-            if now >= next_progress:
+            if progress and now >= next_progress:
                 next_progress = now + interval
                 self._progress_tick()
 
