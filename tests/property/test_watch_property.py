@@ -74,7 +74,7 @@ def expected(t: Tracked, history: list[Event]) -> list[Event]:
     return out
 
 
-def take(hub: WatchHub, t: Tracked, n: int) -> bool:
+def take(store: Store, t: Tracked, n: int) -> bool:
     batch = t.watcher.take(n)
     if batch is None:
         return False
@@ -86,21 +86,21 @@ def take(hub: WatchHub, t: Tracked, n: int) -> bool:
     t.got.extend(batch.events)
     if batch.canceled:
         t.compacted = True
-        assert 0 < batch.compact_revision <= hub._store.compact_revision
+        assert 0 < batch.compact_revision <= store.compact_revision
     return True
 
 
-def check_progress(hub: WatchHub, t: Tracked) -> None:
+def check_progress(hub: WatchHub, store: Store, t: Tracked) -> None:
     if t.watcher.closed:
         return
     progress = hub.progress_revision(t.watcher)
     assert all(ev.kv.mod_revision <= progress for ev in t.got)
-    assert progress <= hub._store.current_revision
+    assert progress <= store.current_revision
     t.header = max(t.header, progress)
 
 
 @settings(
-    max_examples=150,
+    max_examples=80,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -160,7 +160,7 @@ def test_streams_equal_store_history(data: st.DataObject) -> None:
                 hub.sync_unsynced(data.draw(st.integers(1, 6)))
             elif action == "take" and tracked:
                 t = data.draw(st.sampled_from(tracked))
-                take(hub, t, data.draw(st.integers(1, 4)))
+                take(store, t, data.draw(st.integers(1, 4)))
             elif action == "compact" and store.current_revision > 1:
                 flush()
                 low = max(1, store.compact_revision + 1)
@@ -174,12 +174,12 @@ def test_streams_equal_store_history(data: st.DataObject) -> None:
                     hub.cancel(t.watcher)
                     tracked.remove(t)
             elif action == "progress" and tracked:
-                check_progress(hub, data.draw(st.sampled_from(tracked)))
+                check_progress(hub, store, data.draw(st.sampled_from(tracked)))
 
         flush()
         for _ in range(10_000):
             hub.sync_unsynced(50)
-            moved = [take(hub, t, 50) for t in tracked]
+            moved = [take(store, t, 50) for t in tracked]
             if not hub.has_unsynced and not any(moved):
                 break
         for t in tracked:
@@ -190,6 +190,6 @@ def test_streams_equal_store_history(data: st.DataObject) -> None:
             else:
                 assert t.got == want
                 assert t.watcher.state == "synced"
-                check_progress(hub, t)
+                check_progress(hub, store, t)
                 assert hub.progress_revision(t.watcher) == store.current_revision
         assert len(hub) == sum(1 for t in tracked if not t.compacted)
