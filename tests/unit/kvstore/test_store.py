@@ -234,7 +234,7 @@ _CHILD = r"""
 import sys
 from kvstore.store import Store
 from kvstore.types import PutRequest
-s = Store(sys.argv[1], durable=False)
+s = Store(sys.argv[1], durable=False, writemap=sys.argv[2] == "1")
 for b in range(10_000):
     s.apply_batch([(b * 50 + i + 1, 1, PutRequest(b"k%d" % ((b * 50 + i) % 97), b"v%d" % b))
                    for i in range(50)])
@@ -247,10 +247,12 @@ def _batches(n: int) -> list[list[tuple[int, int, PutRequest]]]:
              for i in range(50)] for b in range(n)]
 
 
-def test_sigkill_mid_apply_then_replay(data_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("writemap", [False, True])
+def test_sigkill_mid_apply_then_replay(data_dir: Path, tmp_path: Path, writemap: bool) -> None:
     """A process killed by SIGKILL keeps whole batches only; WAL-style replay converges."""
     root = Path(__file__).resolve().parents[3]
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(data_dir)], cwd=root,
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(data_dir), str(int(writemap))],
+                            cwd=root,
                             stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(root)})
     assert proc.stdout is not None
@@ -260,7 +262,7 @@ def test_sigkill_mid_apply_then_replay(data_dir: Path, tmp_path: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    with Store(data_dir, durable=False) as s:
+    with Store(data_dir, durable=False, writemap=writemap) as s:
         applied = s.applied_index
         assert applied >= 21 * 50 and applied % 50 == 0  # a batch is all or nothing
         assert s.current_revision == applied + 1  # one revision per put, none lost
@@ -281,3 +283,19 @@ def test_one_open_per_process(data_dir: Path) -> None:
             Store(data_dir)
     with Store(data_dir) as again:  # closing released it
         assert again.current_revision == 1
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_writemap_mode(data_dir: Path, durable: bool) -> None:
+    with Store(data_dir, durable=durable, writemap=True, map_size_bytes=64 * 1024) as s:
+        kv = Applier(s)
+        for i in range(300):  # also grows the map
+            kv(PutRequest(b"k%d" % i, b"x" * 500))
+        kv(DeleteRangeRequest(b"k1", b"k2"))
+        kv(CompactionRequest(s.current_revision))
+        state = (s.current_revision, s.hash(), dump(s))
+        assert 0 < s.db_size_bytes <= s._map_size_bytes
+        s.defragment()
+        assert (s.current_revision, s.hash(), dump(s)) == state
+    with Store(data_dir, durable=durable, writemap=True) as s:
+        assert (s.current_revision, s.hash(), dump(s)) == state
