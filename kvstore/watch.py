@@ -22,9 +22,13 @@ in exactly one group:
   never reordered, because the store keeps the history the live path skipped.
 
 The store is the authority: the hub never holds events the store could not re-read. A
-watcher whose `next_revision` is at or below the compact revision can no longer be served
-(etcd ETCD_FEATURES 1.2): it is cancelled with `compact_revision` set, after its already
-buffered events are delivered.
+watcher whose history is compacted away can no longer be served (ETCD_FEATURES 1.2): it is
+cancelled with `compact_revision` set to the store's compact revision, after its already
+buffered events are delivered. Like etcd (watchable_store chooseAll), the hub itself cancels
+only a start below the compact revision, and otherwise lets `events_since` decide: our store
+also refuses a start *at* the compact revision (CompactedError), which etcd serves. Clients
+that re-watch from the reported compact_revision then get cancelled again; see the note in
+the store's read API (an etcd-identical store rule would end that loop with no change here).
 
 Ordering the node must keep: commit the LMDB transaction, then call `notify` with that
 batch's events (before applying the next batch). `sync_unsynced` may run at any point in
@@ -277,7 +281,7 @@ class WatchHub:
             w._next_revision = start_revision
             w._group = _Group.UNSYNCED
             self._unsynced[w] = None
-            if start_revision <= self._store.compact_revision:
+            if start_revision < self._store.compact_revision:
                 self._cancel_compacted(w)
             else:
                 self._wake()
@@ -385,7 +389,7 @@ class WatchHub:
         was_empty = w._buffered_events == 0
         read = 0
         while True:
-            if w._next_revision <= self._store.compact_revision:
+            if w._next_revision < self._store.compact_revision:
                 self._unsynced[w] = None  # _cancel_compacted takes it out again
                 self._cancel_compacted(w)
                 return read
