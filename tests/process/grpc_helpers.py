@@ -61,6 +61,8 @@ class WatchStream:
     def __init__(self, stubs: Stubs, *, metadata: tuple[tuple[str, str], ...] = ()) -> None:
         self._requests: queue.Queue[Any] = queue.Queue()
         self._responses: queue.Queue[Any] = queue.Queue()
+        self._reading = threading.Event()
+        self._reading.set()
         self._call = stubs.watch.Watch(self._iter_requests(), metadata=metadata or None)
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
@@ -76,8 +78,16 @@ class WatchStream:
         try:
             for response in self._call:
                 self._responses.put(response)
+                self._reading.wait()
         except grpc.RpcError as exc:
             self._responses.put(exc)
+
+    def pause(self) -> None:
+        """Stop reading from the stream (after the response in hand): a slow consumer."""
+        self._reading.clear()
+
+    def resume(self) -> None:
+        self._reading.set()
 
     def send(self, request: rpc_pb2.WatchRequest) -> None:
         self._requests.put(request)
