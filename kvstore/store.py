@@ -133,25 +133,33 @@ ApplyOutcome = ApplyResult | KvError | None
 
 
 class _Gate:
-    """Shared/exclusive gate: LMDB resize and env swaps need no txn open in this process."""
+    """Shared/exclusive gate: LMDB resize and env swaps need no txn open in this process.
 
-    __slots__ = ("_active", "_cv", "_exclusive")
+    The shared side is on every read, so it is one uncontended lock round trip; the
+    condition (built on the same lock) is only used to wait.
+    """
+
+    __slots__ = ("_active", "_cv", "_exclusive", "_lock")
 
     def __init__(self) -> None:
-        self._cv = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
         self._active = 0
         self._exclusive = False
 
     def enter(self) -> None:
-        with self._cv:
+        self._lock.acquire()
+        try:
             while self._exclusive:
                 self._cv.wait()
             self._active += 1
+        finally:
+            self._lock.release()
 
     def exit(self) -> None:
-        with self._cv:
+        with self._lock:
             self._active -= 1
-            if self._active == 0:
+            if self._active == 0 and self._exclusive:
                 self._cv.notify_all()
 
     def lock(self) -> None:

@@ -166,6 +166,17 @@ def range_request(cur: Any, req: RangeRequest, *, current: int, compact: int) ->
         or req.min_create_revision
         or req.max_create_revision
     )
+    if req.range_end == b"" and not filtered:
+        # One key: no page to cut, nothing to sort (the common Get, kept short).
+        found = latest_raw(cur, escape_key(req.key), max_main)
+        if found is None or is_tombstone(found[1]):
+            return RangeResponse((), False, 0, current)
+        if req.count_only:
+            return RangeResponse((), False, 1, current)
+        kv = to_kv(req.key, found[0], found[1])
+        if req.keys_only:
+            kv = KeyValue(kv.key, kv.create_revision, kv.mod_revision, kv.version, b"", kv.lease)
+        return RangeResponse((kv,), False, 1, current)
     # etcd decides whether to fetch everything on the *requested* order, before it turns
     # NONE into ASCEND for a non-key target: with NONE, limit+1 keys (in key order) are
     # fetched first and only those are sorted (verified against etcd 3.4.23).
