@@ -236,7 +236,10 @@ class WriteTxn:
         txn = self.txn
         dbs = self.dbs
         txn.put(enck + rev17, encode_record(create_revision, version, lease, value), db=dbs.key)
-        txn.put(rev17, _REV_PUT_MARK + key, db=dbs.rev)
+        # Revisions only grow: MDB_APPEND skips the B-tree search and packs pages full. LMDB
+        # refuses an out-of-order append (put returns False): a revision monotonicity check.
+        if not txn.put(rev17, _REV_PUT_MARK + key, db=dbs.rev, append=True):
+            invariant(False, f"revision {main}.{self.sub - 1} is not above the last one")
         if old_lease != lease:
             # A key belongs to at most one lease: moving it detaches it from the old one.
             if old_lease:
@@ -251,7 +254,9 @@ class WriteTxn:
         """Delete the live key `prev_kv.key` at the next revision (also used by lease revoke)."""
         rev17 = self._next_rev()
         self.txn.put(enck + rev17, TOMBSTONE_RECORD, db=self.dbs.key)
-        self.txn.put(rev17, bytes((REV_TOMBSTONE,)) + prev_kv.key, db=self.dbs.rev)
+        if not self.txn.put(rev17, bytes((REV_TOMBSTONE,)) + prev_kv.key, db=self.dbs.rev,
+                            append=True):
+            invariant(False, f"revision {self.main}.{self.sub - 1} is not above the last one")
         if prev_kv.lease:
             self.txn.delete(pack_u64(prev_kv.lease) + prev_kv.key, db=self.dbs.lease_keys)
         kv = KeyValue(prev_kv.key, 0, self.main, 0, b"", 0)

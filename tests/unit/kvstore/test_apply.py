@@ -331,3 +331,13 @@ def test_event_prev_kv_matches_history_in_txn_corner_cases(store: Store, kv: App
     assert isinstance(resp, TxnResponse)
     deleted = resp.responses[1]
     assert isinstance(deleted, DeleteRangeResponse) and deleted.deleted == 2
+
+
+def test_revision_going_back_is_caught(store: Store, kv: Applier) -> None:
+    kv(PutRequest(b"a"))
+    kv(PutRequest(b"b"))
+    # Damage the stored revision: the next put would reuse revision 3.
+    store._write(lambda txn: txn.put(b"revision", (2).to_bytes(8, "big"), db=store._dbs.meta))
+    with pytest.raises(AssertionError, match="not above the last one"):
+        store.apply(kv.index + 1, 1, PutRequest(b"c"))
+    assert get(store, b"c") is None  # the whole batch was aborted
