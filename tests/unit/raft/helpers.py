@@ -103,6 +103,9 @@ class Network:
         self.dropped: set[tuple[int, int]] = set()
         self.ignored: set[MessageType] = set()
         self.delivered: list[Message] = []
+        # Random loss: each message is dropped with probability drop_rate (rng required).
+        self.drop_rate = 0.0
+        self.rng: random.Random | None = None
 
     @classmethod
     def of(cls, n: int, **kw: object) -> Network:
@@ -128,6 +131,8 @@ class Network:
                 return
             m = queue.pop(0)
             if (m.from_, m.to) in self.dropped or m.type in self.ignored or m.to not in self.peers:
+                continue
+            if self.rng is not None and self.rng.random() < self.drop_rate:
                 continue
             self.delivered.append(m)
             p = self.peers[m.to]
