@@ -16,8 +16,8 @@ each entry, `apply(index, request)`:
 Determinism: the result depends only on the request, the index (for lease IDs chosen by
 apply), the prior LMDB state and the NOSPACE alarm flag (itself replicated); never on the
 clock. The on-disk size is *not* deterministic (a replica restored from a compacted snapshot
-or defragmented uses fewer pages), so the size-based quota check runs at apply time only
-when `Limits.quota_at_apply` is set (see store.py, "Space quota").
+or defragmented uses fewer pages), so the size-based quota check at apply time
+(`Limits.quota_at_apply`) is the one input that is not (see store.py, "Space quota").
 
 Txn (etcd 3.4 applierV3backend.Txn): all compares, including those of nested txns on the
 chosen path, are evaluated against the state before the txn; then put checks (only for a
@@ -91,7 +91,7 @@ class Limits:
     max_txn_ops: int = 128
     min_lease_ttl_s: int = 2
     quota_bytes: int = 2 * 1024**3
-    quota_at_apply: bool = False
+    quota_at_apply: bool = True
 
 
 class WriteTxn:

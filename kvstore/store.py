@@ -48,17 +48,19 @@ no transaction open in this process, so every LMDB use enters a small gate (`_Ga
 shared, and resize/defragment/close take it exclusively.
 
 Space quota: `quota_bytes` (etcd's --quota-backend-bytes, default 2 GiB) bounds the LMDB
-in-use size. As in etcd, the check has two parts. (1) Before proposing, the node calls
-`check_quota(request)`: a put, a txn that may put, or a lease grant that would push the
-in-use size past the quota raises NoSpaceError, and the node raises the NOSPACE alarm
-through raft. (2) At apply time, while `nospace_alarm` is set (the node sets it when the
-alarm entry is applied, on every replica alike), those requests fail with NoSpaceError,
-while deletes, reads and compaction still work (etcd's applierV3Capped).
-Why apply does not compare the db size with the quota by default (the first design did):
-the in-use size differs between replicas (a defragmented member, or one restored from a
-compacted snapshot, uses fewer pages), so a size test inside apply could accept an entry on
-one replica and refuse it on another, and their revisions would diverge for good. Pass
-`quota_at_apply=True` to get that behaviour anyway (a single-member setup, tests).
+in-use size. A put, a txn that may put, or a lease grant fails with NoSpaceError, while
+deletes, reads and compaction still work, when
+* `quota_at_apply` is set (the default) and the request would push the in-use size past the
+  quota (the node then raises the NOSPACE alarm), or
+* `nospace_alarm` is set (the node sets it when the replicated alarm entry is applied, on
+  every replica alike: etcd's applierV3Capped).
+`check_quota(request)` makes the same size test without applying anything, for the node to
+call before proposing (etcd's quotaKVServer front door).
+Caveat of the size test at apply time: the in-use size differs between replicas (a
+defragmented member, or one restored from a compacted snapshot, uses fewer pages), so near
+the quota one replica could refuse an entry another accepts, and their revisions would
+diverge. A multi-member deployment should run with `quota_at_apply=False`, call
+`check_quota` before proposing and rely on the replicated alarm at apply time.
 
 Read API for the watch hub
 --------------------------
@@ -195,7 +197,7 @@ class Store:
         compaction_batch_limit: int = 1000,
         map_size_bytes: int = 256 * 1024**2,
         compact_inline: bool = True,
-        quota_at_apply: bool = False,
+        quota_at_apply: bool = True,
         writemap: bool = False,
     ) -> None:
         self.path = Path(data_dir) / "member" / "kv"

@@ -93,9 +93,9 @@ def test_quota_at_apply(data_dir: Path) -> None:
 
 
 def test_quota_checked_before_proposing(data_dir: Path) -> None:
-    with Store(data_dir, durable=False, quota_bytes=512 * 1024) as s:
+    with Store(data_dir, durable=False, quota_bytes=512 * 1024, quota_at_apply=False) as s:
         kv = Applier(s)
-        for i in range(600):  # apply itself does not look at the size by default
+        for i in range(600):  # apply itself does not look at the size
             kv(PutRequest(b"k%d" % i, b"x" * 1000))
         assert s.db_size_in_use_bytes > 512 * 1024
         for req in (PutRequest(b"a", b"v"), TxnRequest(failure=(PutRequest(b"a"),)),
