@@ -168,12 +168,18 @@ class RawNode:
         if r.append_pending or r.heartbeat_pending:
             leader.flush(r)
         log = r.raft_log
-        soft = r.soft_state()
-        hard = r.hard_state()
+        # Compare fields before building new state records: most Readies change neither.
+        soft, hard = self._prev_soft, self._prev_hard
+        soft_changed = r.lead != soft.lead or r.state is not soft.raft_state
+        hard_changed = r.term != hard.term or r.vote != hard.vote or log.committed != hard.commit
+        if soft_changed:
+            soft = r.soft_state()
+        if hard_changed:
+            hard = r.hard_state()
         entries = log.unstable_entries()
         rd = Ready(
-            soft_state=None if soft == self._prev_soft else soft,
-            hard_state=None if hard == self._prev_hard else hard,
+            soft_state=soft if soft_changed else None,
+            hard_state=hard if hard_changed else None,
             entries=entries,
             snapshot=log.unstable.snapshot,
             committed_entries=log.next_committed_ents(),
