@@ -1,38 +1,30 @@
 """The peer transport: raft messages between cluster members over plain TCP (asyncio).
 
 Theory of operation. Each member listens on its peer address and, for every peer, dials one
-long-lived outbound MESSAGE stream (api/server/transport_wire.py describes the frames and the
-handshake that refuses members of another cluster). Traffic in each direction of a pair of
-members uses the dialer's connection, as etcd's stream transport does, so a member only
-ever writes on connections it owns and only reads on connections it accepted.
+long-lived outbound MESSAGE stream (transport_stream.py; transport_wire.py describes the
+frames and the handshake that refuses members of another cluster). Each direction of a pair
+of members uses the dialer's connection, as etcd's stream transport does, so a member only
+writes on connections it dialed and only reads on connections it accepted.
 
 Sending (`send`) never awaits the network: it puts each message on its peer's BOUNDED queue
-and returns. A per-peer writer task takes everything queued, encodes it, and writes it with
-one `write()` + `drain()`: while one flush is on the wire the next batch accumulates ("one
-message per peer per flush"). When a queue is full, or the peer is known to be down, the
-message is dropped and the peer is reported unreachable: Raft tolerates loss (it resends
-from the leader's progress), while blocking would let one slow or dead peer stall the node
-and every other peer.
+and returns; the peer's writer task batches whatever is queued into one write per flush.
+When a queue is full, or the peer is known to be down, the message is dropped and the peer
+is reported unreachable: Raft tolerates loss (the leader resends from its progress), while
+blocking would let one slow or dead peer stall the node and with it every other peer.
+Unreachable reports are rate-limited to one per peer per UNREACHABLE_REPORT_INTERVAL_S.
 
-Connection life cycle of one outbound stream:
-
-    connecting --handshake ok--> streaming --write/EOF error--> backoff --timer--> connecting
-        `----------refused or failed--------------------------------^
-
-Messages are accepted while connecting or streaming; during backoff they are dropped at
-once (they would be stale by the time the peer is back). Backoff starts at BACKOFF_MIN_S and
-doubles to BACKOFF_MAX_S, with jitter so that members do not reconnect in lock step. Every
-failure reports the peer unreachable, at most once per UNREACHABLE_REPORT_INTERVAL_S.
+Receiving: every accepted connection starts with a handshake (checked here: cluster ID,
+addressee, removed members); a MESSAGE stream then delivers each decoded message to
+`on_message`, a SNAPSHOT stream is handed to transport_snapshot.py. A malformed frame from
+a peer costs that connection only. The newest stream from a member replaces an older one
+(which may be half-open after the peer restarted).
 
 Callbacks (`on_message`, `on_unreachable`, `on_snapshot_status`, `on_snapshot`) run on the
 event loop. Those caused by `send` / `send_snapshot` are deferred with `call_soon`, so the
-node is never re-entered from inside its own call.
+node is never re-entered from inside its own call to the transport.
 
-Test-only partition hook: given `partition_file`, the transport re-reads it every
-PARTITION_POLL_S; it lists member IDs in hex, one per line, that this member must not talk
-to. Messages to and from listed peers are dropped (both directions, connections stay open)
-and snapshots to or from them fail, until the file no longer lists them. It simulates a
-network partition for the process-level cluster tests and is NOT a production feature.
+TEST-ONLY: `partition_file` (transport_partition.py) lets process tests cut this member off
+from listed peers in both directions. It is not a production feature.
 """
 
 from __future__ import annotations
@@ -43,11 +35,19 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from api.server.metrics import DEFAULT_REGISTRY, Counter
-from api.server.peer_codec import PeerCodecError, decode_message, encode_message
+from api.server.peer_codec import PeerCodecError, decode_message
+from api.server.transport_partition import PARTITION_POLL_S, PartitionFile
 from api.server.transport_snapshot import receive_snapshot, send_snapshot_stream
+from api.server.transport_stream import (
+    CONNECT_TIMEOUT_S,
+    STREAM_READ_LIMIT_BYTES,
+    PeerStream,
+    peer_counter,
+)
 from api.server.transport_wire import (
+    HEADER_BYTES,
     PROTOCOL_VERSION,
     FrameKind,
     Handshake,
@@ -69,51 +69,23 @@ __all__ = ["Transport", "TransportError"]
 log = logging.getLogger("kvstore.transport")
 
 QUEUE_MESSAGES_MAX = 4096  # etcd's streamBufSize
-BACKOFF_MIN_S = 0.05
-BACKOFF_MAX_S = 1.0
-CONNECT_TIMEOUT_S = 2.0
-WRITE_TIMEOUT_S = 5.0
 UNREACHABLE_REPORT_INTERVAL_S = 0.1
 INBOUND_CONNECTIONS_MAX = 256
 SNAPSHOTS_RECEIVING_MAX = 4
 SNAPSHOT_BYTES_MAX = 16 * 1024**3
-PARTITION_POLL_S = 0.1
+STOP_TIMEOUT_S = 2.0
 
-
-def _counter(name: str, help_text: str, label: str) -> Counter:
-    existing = DEFAULT_REGISTRY.get(name)
-    if isinstance(existing, Counter):
-        return existing
-    return DEFAULT_REGISTRY.counter(name, help_text, (label,))
-
-
-_SENT_BYTES = _counter(
-    "etcd_network_peer_sent_bytes_total", "The total number of bytes sent to peers.", "To"
-)
-_RECEIVED_BYTES = _counter(
+_RECEIVED_BYTES = peer_counter(
     "etcd_network_peer_received_bytes_total",
     "The total number of bytes received from peers.",
     "From",
 )
-_SENT_FAILURES = _counter(
-    "etcd_network_peer_sent_failures_total", "The total number of send failures from peers.", "To"
-)
-_SNAPSHOT_SEND_SUCCESS = _counter(
+_SNAPSHOT_SEND_SUCCESS = peer_counter(
     "etcd_network_snapshot_send_success", "Total number of successful snapshot sends", "To"
 )
-_SNAPSHOT_SEND_FAILURES = _counter(
+_SNAPSHOT_SEND_FAILURES = peer_counter(
     "etcd_network_snapshot_send_failures", "Total number of snapshot send failures", "To"
 )
-
-
-def parse_partition_file(text: str) -> frozenset[int]:
-    """Member IDs (hex, one per line; blank lines and '#' comments ignored)."""
-    ids = set()
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            ids.add(int(line, 16))
-    return frozenset(ids)
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -121,149 +93,6 @@ def _host_port(address: str) -> tuple[str, int]:
         return parse_peer_url(address)
     host, _, port = address.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
-
-
-class _PeerStream:
-    """The outbound MESSAGE stream to one peer: a bounded queue and its writer task."""
-
-    def __init__(self, transport: Transport, peer_id: int, urls: Sequence[str]) -> None:
-        self.transport = transport
-        self.peer_id = peer_id
-        self.urls = [parse_peer_url(u) for u in urls]
-        invariant(bool(self.urls), f"peer {peer_id:x} has no URL")
-        self.queue: asyncio.Queue[Message | None] = asyncio.Queue(transport.queue_messages_max)
-        self.accepting = True  # false during backoff: messages are dropped at once
-        self.broken = False
-        self.healthy = True  # for logging state changes once, not every retry
-        self.active_since: float | None = None  # monotonic time the current stream started
-        self.task: asyncio.Task[None] | None = None
-        self.sent_bytes = _SENT_BYTES.labels(f"{peer_id:x}")
-        self.sent_failures = _SENT_FAILURES.labels(f"{peer_id:x}")
-
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name=f"peer-stream-{self.peer_id:x}")
-
-    def enqueue(self, msg: Message) -> bool:
-        if not self.accepting:
-            return False
-        try:
-            self.queue.put_nowait(msg)
-        except asyncio.QueueFull:
-            return False
-        return True
-
-    def _drop_queued(self) -> None:
-        dropped = 0
-        while not self.queue.empty():
-            if self.queue.get_nowait() is not None:
-                dropped += 1
-        if dropped:
-            self.sent_failures.inc(dropped)
-
-    def _failed(self, what: str, exc: BaseException) -> None:
-        self.accepting = False
-        self.active_since = None
-        self._drop_queued()
-        self.transport._report_unreachable(self.peer_id)
-        if self.healthy:
-            self.healthy = False
-            log.warning("lost the stream to peer %x (%s: %r)", self.peer_id, what, exc)
-        else:
-            log.debug("stream to peer %x still failing (%s: %r)", self.peer_id, what, exc)
-
-    async def _run(self) -> None:
-        backoff_s = BACKOFF_MIN_S
-        rng = self.transport._rng
-        attempt = 0
-        while True:
-            host, port = self.urls[attempt % len(self.urls)]
-            attempt += 1
-            self.accepting, self.broken = True, False
-            try:
-                reader, writer = await self._connect(host, port)
-            except (OSError, TimeoutError, TransportError, asyncio.IncompleteReadError) as exc:
-                self._failed("connect", exc)
-                await asyncio.sleep(backoff_s * rng.uniform(0.5, 1.0))
-                backoff_s = min(backoff_s * 2, BACKOFF_MAX_S)
-                continue
-            backoff_s = BACKOFF_MIN_S
-            self.active_since = time.monotonic()
-            if not self.healthy:
-                log.info("established the stream to peer %x", self.peer_id)
-                self.healthy = True
-            monitor = asyncio.create_task(self._monitor(reader, writer))
-            try:
-                await self._pump(writer)
-            except (OSError, TimeoutError, ConnectionError) as exc:
-                self._failed("write", exc)
-                await asyncio.sleep(BACKOFF_MIN_S * rng.uniform(0.5, 1.0))
-            finally:
-                self.active_since = None
-                monitor.cancel()
-                writer.close()
-
-    async def _connect(
-        self, host: str, port: int
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        t = self.transport
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, limit=64 * 1024), CONNECT_TIMEOUT_S
-        )
-        try:
-            writer.write(
-                Handshake(t.cluster_id, t.member_id, self.peer_id, StreamKind.MESSAGES).encode()
-            )
-            await expect_frame(reader, FrameKind.HANDSHAKE_OK, timeout_s=CONNECT_TIMEOUT_S)
-        except HandshakeRefusedError as exc:
-            writer.close()
-            # A refusal is a configuration error (wrong cluster, wrong member): always log it.
-            log.error("peer %x at %s:%d refused our stream: %s", self.peer_id, host, port, exc)
-            raise
-        except BaseException:
-            writer.close()
-            raise
-        return reader, writer
-
-    async def _monitor(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """The peer never writes after the handshake: any byte or EOF means the stream is
-        over. Without this, a dead connection would only be noticed at a later write."""
-        with contextlib.suppress(OSError, ConnectionError):
-            await reader.read(1)
-        self.broken = True
-        writer.close()
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)  # wake the writer if it waits on an empty queue
-
-    async def _pump(self, writer: asyncio.StreamWriter) -> None:
-        queue = self.queue
-        while True:
-            first = await queue.get()
-            if self.broken or first is None:
-                raise ConnectionResetError("peer closed the stream")
-            batch = [first]
-            while not queue.empty():
-                msg = queue.get_nowait()
-                if msg is None:
-                    break
-                batch.append(msg)
-            frames = []
-            blocked = self.transport._blocked_ids
-            for msg in batch:
-                if self.peer_id in blocked:
-                    continue  # test partition: dropped after queueing too
-                try:
-                    frames.append(encode_frame(FrameKind.MESSAGE, encode_message(msg)))
-                except ValueError as exc:  # a value the wire cannot carry: a bug upstream
-                    log.error("dropped an unencodable %s to %x: %s", msg.type.value, self.peer_id, exc)
-                    self.sent_failures.inc()
-            if not frames:
-                continue
-            data = b"".join(frames)
-            writer.write(data)
-            await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
-            if self.broken:
-                raise ConnectionResetError("peer closed the stream")
-            self.sent_bytes.inc(len(data))
 
 
 class Transport:
@@ -303,13 +132,14 @@ class Transport:
         self.queue_messages_max = queue_messages_max
         self.snapshot_bytes_max = snapshot_bytes_max
         self._rng = rng if rng is not None else random.Random()
-        self._streams: dict[int, _PeerStream] = {}
+        self._streams: dict[int, PeerStream] = {}
         self._removed: set[int] = set()
         self._last_unreachable: dict[int, float] = {}
         self._blocked_ids: frozenset[int] = frozenset()
-        self._partition_text: str | None = None
+        self._partition = PartitionFile(partition_file) if partition_file is not None else None
         self._server: asyncio.Server | None = None
         self._inbound: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[object]] = set()
         self._inbound_by_peer: dict[int, asyncio.StreamWriter] = {}
         self._snapshots_sending: dict[int, asyncio.Task[None]] = {}
         self._snapshots_receiving: set[int] = set()
@@ -320,9 +150,9 @@ class Transport:
 
     async def start(self) -> None:
         host, port = self._listen
-        self._read_partition_file()
+        self._poll_partition()
         self._server = await asyncio.start_server(
-            self._accept, host, port, limit=64 * 1024, reuse_address=True
+            self._accept, host, port, limit=STREAM_READ_LIMIT_BYTES, reuse_address=True
         )
         for peer_id, urls in self._initial_peers.items():
             self.add_peer(peer_id, urls)
@@ -357,13 +187,20 @@ class Transport:
             self._server.close()
         tasks = [s.task for s in self._streams.values() if s.task is not None]
         tasks += [*self._tasks, *self._snapshots_sending.values()]
+        for stream in self._streams.values():
+            stream.close()
         for writer in list(self._inbound):
             writer.close()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Connection handlers are not cancelled (asyncio's stream server logs a cancelled
+        # handler as an error): their connections are closed, so they return on their own.
+        waiting: list[asyncio.Task[Any]] = [*tasks, *self._handlers]
+        if waiting:
+            # Bounded: a task that swallowed its cancellation must not hang shutdown.
+            _done, pending = await asyncio.wait(waiting, timeout=STOP_TIMEOUT_S)
+            if pending:
+                log.error("peer transport tasks did not stop: %s", [t.get_name() for t in pending])
         self._streams.clear()
         if self._server is not None:
             with contextlib.suppress(Exception):
@@ -382,7 +219,11 @@ class Transport:
         if peer_id == self.member_id or peer_id in self._streams or self._stopped:
             return
         self._removed.discard(peer_id)
-        stream = _PeerStream(self, peer_id, urls)
+        stream = PeerStream(
+            peer_id=peer_id, urls=urls, cluster_id=self.cluster_id, member_id=self.member_id,
+            queue_messages_max=self.queue_messages_max, rng=self._rng,
+            report_unreachable=self._report_unreachable, blocked_ids=lambda: self._blocked_ids,
+        )
         self._streams[peer_id] = stream
         stream.start()
 
@@ -391,8 +232,8 @@ class Transport:
         removed member with 410 Gone)."""
         self._removed.add(peer_id)
         stream = self._streams.pop(peer_id, None)
-        if stream is not None and stream.task is not None:
-            stream.task.cancel()
+        if stream is not None:
+            stream.close()
         inbound = self._inbound_by_peer.pop(peer_id, None)
         if inbound is not None:
             inbound.close()
@@ -400,9 +241,7 @@ class Transport:
     def update_peer(self, peer_id: int, urls: Sequence[str]) -> None:
         """New peer URLs: reconnect the stream to the new address."""
         if peer_id in self._streams:
-            old = self._streams.pop(peer_id)
-            if old.task is not None:
-                old.task.cancel()
+            self._streams.pop(peer_id).close()
         self.add_peer(peer_id, urls)
 
     # ------------------------------------------------------------------ sending
@@ -449,7 +288,7 @@ class Transport:
         self._snapshots_sending[to] = task
         task.add_done_callback(lambda _t: self._snapshots_sending.pop(to, None))
 
-    async def _send_snapshot(self, stream: _PeerStream, message: Message, body_path: str) -> None:
+    async def _send_snapshot(self, stream: PeerStream, message: Message, body_path: str) -> None:
         to = message.to
         host, port = stream.urls[0]
         ok = False
@@ -499,6 +338,9 @@ class Transport:
             writer.close()
             return
         self._inbound.add(writer)
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
         peer = writer.get_extra_info("peername")
         from_id = 0
         try:
@@ -530,6 +372,8 @@ class Transport:
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             log.debug("peer connection from %s (member %x) ended: %r", peer, from_id, exc)
         finally:
+            if handler is not None:
+                self._handlers.discard(handler)
             self._inbound.discard(writer)
             if self._inbound_by_peer.get(from_id) is writer:
                 del self._inbound_by_peer[from_id]
@@ -550,7 +394,7 @@ class Transport:
             kind, payload = await read_frame(reader)
             if kind != FrameKind.MESSAGE:
                 raise ProtocolError(f"unexpected frame kind {kind} on a message stream")
-            received.inc(len(payload) + 5)
+            received.inc(len(payload) + HEADER_BYTES)
             if from_id in self._blocked_ids:
                 continue  # test partition
             msg = decode_message(payload)
@@ -565,31 +409,15 @@ class Transport:
 
     # ------------------------------------------------------------------ test partition
 
-    def _read_partition_file(self) -> None:
-        if self.partition_file is None:
-            return
-        try:
-            with open(self.partition_file, encoding="utf-8") as f:
-                text = f.read(64 * 1024)
-        except FileNotFoundError:
-            text = ""
-        except OSError as exc:
-            log.warning("cannot read the partition file: %r", exc)
-            return
-        if text == self._partition_text:
-            return
-        try:
-            blocked = parse_partition_file(text)
-        except ValueError:
-            log.warning("ignored a malformed partition file: %r", text[:200])
-            return
-        self._partition_text = text
-        if blocked != self._blocked_ids:
-            log.warning("TEST-ONLY partition: member %x now blocks %s", self.member_id,
-                        sorted(f"{i:x}" for i in blocked))
-            self._blocked_ids = blocked
+    def _poll_partition(self) -> None:
+        if self._partition is not None and self._partition.poll():
+            self._blocked_ids = self._partition.blocked
+            log.warning(
+                "TEST-ONLY partition: member %x now blocks %s",
+                self.member_id, sorted(f"{i:x}" for i in self._blocked_ids),
+            )
 
     async def _poll_partition_file(self) -> None:
-        while True:
+        while not self._stopped:
             await asyncio.sleep(PARTITION_POLL_S)
-            self._read_partition_file()
+            self._poll_partition()
