@@ -2,8 +2,8 @@
 
 Snapshot follows etcd's maintenanceServer.Snapshot: the store copy in chunks of at most
 32 KiB, each message's `remaining_bytes` = total size - bytes sent so far (so the last data
-chunk says 0; the total is the backend's size hint, taken before the copy starts), then
-one more message whose blob is the SHA-256 of all the data, which
+chunk says 0; the total is the backend's size hint, taken before the copy starts, and
+one chunk of lookahead keeps the last data message at exactly 0), then one more message whose blob is the SHA-256 of all the data, which
 `etcdctl snapshot restore` checks. Like etcd 3.4, snapshot messages carry no header.
 Downgrade (3.5) is left to the generated base class (UNIMPLEMENTED), as in etcd 3.4.
 """
@@ -80,10 +80,23 @@ class MaintenanceServicer(rpc_pb2_grpc.MaintenanceServicer):
         total = self.backend.snapshot_size_hint()
         digest = hashlib.sha256()
         sent = 0
-        async for chunk in self.backend.snapshot_chunks(SNAPSHOT_CHUNK_BYTES):
-            sent += len(chunk)
-            digest.update(chunk)
-            yield rpc_pb2.SnapshotResponse(remaining_bytes=max(total - sent, 0), blob=chunk)
+        chunks = aiter(self.backend.snapshot_chunks(SNAPSHOT_CHUNK_BYTES))
+        try:
+            chunk = await anext(chunks, None)
+            while chunk is not None:
+                # One chunk of lookahead: the last data message says 0 as in etcd even when
+                # the hint is off, and no earlier one says 0 (or less than is still coming).
+                following = await anext(chunks, None)
+                sent += len(chunk)
+                digest.update(chunk)
+                remaining = 0 if following is None else max(total - sent, len(following))
+                yield rpc_pb2.SnapshotResponse(remaining_bytes=remaining, blob=chunk)
+                chunk = following
+        finally:
+            # A client that leaves mid-stream must not leave the backend's copy behind.
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
         yield rpc_pb2.SnapshotResponse(remaining_bytes=0, blob=digest.digest())
 
     @unary_rpc

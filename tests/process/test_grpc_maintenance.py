@@ -84,6 +84,7 @@ def test_snapshot_stream_ends_with_sha256(stubs: Stubs) -> None:
     assert len(parts) >= 3 and all(len(p.blob) <= 32 * 1024 for p in parts)
     remaining = [p.remaining_bytes for p in parts[:-1]]
     assert remaining == sorted(remaining, reverse=True)
+    assert remaining[-1] == 0 and all(r > 0 for r in remaining[:-1])
 
 
 def test_auth_answers_with_auth_disabled(stubs: Stubs) -> None:
