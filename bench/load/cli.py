@@ -156,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
                 target=kind, keys=args.rss_keys, val_size=args.val_size, load_s=load_s,
                 rss_bytes=sample.rss_bytes if sample else 0,
                 rss_peak_bytes=sample.rss_peak_bytes if sample else 0,
+                rss_anon_bytes=sample.rss_anon_bytes if sample else 0,
+                rss_file_bytes=sample.rss_file_bytes if sample else 0,
             ))
             print(format_rss(rss[-1]), flush=True)
     ratios = format_ratios(results)

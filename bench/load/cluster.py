@@ -47,6 +47,10 @@ class ProcSample:
     cpu_s: float
     rss_bytes: int
     rss_peak_bytes: int
+    # RSS split: anonymous memory (heap: Python objects, indexes) vs file-backed pages
+    # (mmap'd files such as LMDB's data file, which the kernel can drop and re-read).
+    rss_anon_bytes: int = 0
+    rss_file_bytes: int = 0
 
 
 def sample_proc(pid: int) -> ProcSample:
@@ -56,14 +60,17 @@ def sample_proc(pid: int) -> ProcSample:
     # The command name (field 2) may contain spaces; the fields after its ')' are fixed.
     fields = stat[stat.rindex(")") + 2 :].split()
     cpu_s = (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14, 15)
-    rss = peak = 0
+    fields_kib = {"VmRSS": 0, "VmHWM": 0, "RssAnon": 0, "RssFile": 0}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) * 1024
-            elif line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) * 1024
-    return ProcSample(cpu_s=cpu_s, rss_bytes=rss, rss_peak_bytes=peak)
+            name, _, rest = line.partition(":")
+            if name in fields_kib:
+                fields_kib[name] = int(rest.split()[0])
+    return ProcSample(
+        cpu_s=cpu_s, rss_bytes=fields_kib["VmRSS"] * 1024,
+        rss_peak_bytes=fields_kib["VmHWM"] * 1024,
+        rss_anon_bytes=fields_kib["RssAnon"] * 1024, rss_file_bytes=fields_kib["RssFile"] * 1024,
+    )
 
 
 def etcd_binary() -> str | None:

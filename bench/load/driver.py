@@ -79,8 +79,9 @@ class RunResult:
 
     @property
     def shape(self) -> str:
-        return f"{self.conns}x{self.clients}" if self.workload != "watch" else (
-            f"{self.counters.get('watchers', 0)}w/{self.conns}c")
+        if self.workload == "watch":  # watchers over streams
+            return f"{self.counters.get('watchers', 0)}w/{self.counters.get('watch_streams', 0)}s"
+        return f"{self.conns}x{self.clients}"
 
 
 def _split(total: int, parts: int, i: int) -> int:

@@ -275,6 +275,7 @@ class WatchWorkload(Workload):
             self.calls.append(call)
             self.per_stream.append(n)
         self.out.counters["watchers"] = spec.watchers
+        self.out.counters["watch_streams"] = streams
         self.out.counters["complete_watchers"] = 0
         self.out.counters["puts"] = 0
 
