@@ -74,6 +74,7 @@ INBOUND_CONNECTIONS_MAX = 256
 SNAPSHOTS_RECEIVING_MAX = 4
 SNAPSHOT_BYTES_MAX = 16 * 1024**3
 STOP_TIMEOUT_S = 2.0
+REFUSAL_LOG_INTERVAL_S = 10.0
 
 _RECEIVED_BYTES = peer_counter(
     "etcd_network_peer_received_bytes_total",
@@ -135,6 +136,7 @@ class Transport:
         self._streams: dict[int, PeerStream] = {}
         self._removed: set[int] = set()
         self._last_unreachable: dict[int, float] = {}
+        self._refusals_logged: dict[tuple[int, str], float] = {}
         self._blocked_ids: frozenset[int] = frozenset()
         self._partition = PartitionFile(partition_file) if partition_file is not None else None
         self._server: asyncio.Server | None = None
@@ -349,8 +351,7 @@ class Transport:
             )
             refusal = self._check_handshake(hs)
             if refusal is not None:
-                log.warning("refused a peer connection from %s (member %x): %s",
-                            peer, hs.from_id, refusal[1])
+                self._log_refusal(hs.from_id, refusal, peer)
                 writer.write(error_frame(*refusal))
                 await asyncio.wait_for(writer.drain(), CONNECT_TIMEOUT_S)
                 return
@@ -378,6 +379,18 @@ class Transport:
             if self._inbound_by_peer.get(from_id) is writer:
                 del self._inbound_by_peer[from_id]
             writer.close()
+
+    def _log_refusal(self, from_id: int, refusal: tuple[str, str], peer: object) -> None:
+        """Log a refused handshake, once per sender and reason per REFUSAL_LOG_INTERVAL_S:
+        the refused member retries every second."""
+        now = time.monotonic()
+        key = (from_id, refusal[0])
+        if now - self._refusals_logged.get(key, -1e9) < REFUSAL_LOG_INTERVAL_S:
+            return
+        if len(self._refusals_logged) >= 1024:
+            self._refusals_logged.clear()  # bounded, whatever the peers send
+        self._refusals_logged[key] = now
+        log.warning("refused a peer connection from %s (member %x): %s", peer, from_id, refusal[1])
 
     async def _read_messages(
         self, from_id: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

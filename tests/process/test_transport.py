@@ -439,3 +439,94 @@ def test_partition_file_blocks_and_unblocks_traffic(tmp_path: Path) -> None:
 
     run(main())
 
+
+
+async def _snapshot_connection(port: int, frm: int, to: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(Handshake(CLUSTER_ID, frm, to, StreamKind.SNAPSHOT).encode())
+    kind, _ = await read_frame(reader)
+    assert kind == FrameKind.HANDSHAKE_OK
+    return reader, writer
+
+
+def test_snapshot_with_a_bad_checksum_is_refused_and_discarded(tmp_path: Path) -> None:
+    from api.server.peer_codec import encode_message
+
+    header = Message(MessageType.SNAP, to=A, from_=B, snapshot=Snapshot(SnapshotMetadata(7, 1)))
+
+    async def main() -> None:
+        members = await start_cluster(tmp_path, (A, B))
+        try:
+            reader, writer = await _snapshot_connection(members[A].port, B, A)
+            writer.write(encode_frame(FrameKind.MESSAGE, encode_message(header)))
+            writer.write(encode_frame(FrameKind.SNAP_CHUNK, b"a" * 1000))
+            writer.write(encode_frame(FrameKind.SNAP_END, msgpack.packb([1000, 12345])))
+            kind, payload = await asyncio.wait_for(read_frame(reader), WAIT_S)
+            assert kind == FrameKind.SNAP_STATUS
+            ok, reason = msgpack.unpackb(payload)
+            assert ok is False and "checksum mismatch" in reason
+            writer.close()
+            assert members[A].snapshots == []
+            assert list(members[A].snapshot_dir.iterdir()) == []  # the partial file is gone
+            # A connection that dies half-way also leaves nothing behind.
+            reader, writer = await _snapshot_connection(members[A].port, B, A)
+            writer.write(encode_frame(FrameKind.MESSAGE, encode_message(header)))
+            writer.write(encode_frame(FrameKind.SNAP_CHUNK, b"b" * 5000))
+            await writer.drain()
+            writer.close()
+            await wait_until(lambda: not list(members[A].snapshot_dir.iterdir()))
+            assert members[A].snapshots == []
+        finally:
+            await stop_all(members)
+
+    run(main())
+
+
+def test_remove_and_update_peer(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        members = await start_cluster(tmp_path, (A, B))
+        try:
+            members[A].transport.remove_peer(B)
+            # A no longer sends to B, and refuses B's stream (etcd: a removed member is 410).
+            await wait_until_sending(members[A], B, lambda: B in members[A].unreachable)
+            await wait_until(lambda: "was removed from the cluster" in caplog.text)
+            await asyncio.sleep(0.05)
+            assert members[B].received == []
+            # B comes back on another port: A learns the new URL and talks to it again.
+            await members[B].transport.stop()
+            moved = Member(B, free_port(), {A: [url(members[A].port)]}, tmp_path)
+            members[B] = moved
+            await moved.transport.start()
+            members[A].transport.add_peer(B, [url(members[B].port + 1)])  # a wrong URL first
+            members[A].transport.update_peer(B, [url(moved.port)])
+            await wait_until_sending(members[A], B, lambda: bool(moved.received))
+            await wait_until_sending(moved, A, lambda: bool(members[A].from_(B)))
+        finally:
+            await stop_all(members)
+
+    with caplog.at_level(logging.WARNING, logger="kvstore.transport"):
+        run(main())
+
+
+def test_partition_file_format() -> None:
+    from api.server.transport_partition import parse_partition_file
+
+    assert parse_partition_file("") == frozenset()
+    assert parse_partition_file("a1\n# comment\n\n  B2  # trailing\n") == {0xA1, 0xB2}
+    with pytest.raises(ValueError):
+        parse_partition_file("not-hex\n")
+
+
+def test_partition_file_keeps_its_state_on_a_malformed_file(tmp_path: Path) -> None:
+    from api.server.transport_partition import PartitionFile
+
+    path = tmp_path / "p"
+    pf = PartitionFile(str(path))
+    assert pf.poll() is False and pf.blocked == frozenset()  # missing file: no partition
+    path.write_text("b2\n")
+    assert pf.poll() is True and pf.blocked == {0xB2}
+    assert pf.poll() is False
+    path.write_text("b2\nzz\n")
+    assert pf.poll() is False and pf.blocked == {0xB2}
+    path.unlink()
+    assert pf.poll() is True and pf.blocked == frozenset()
