@@ -62,7 +62,7 @@ from api.server.transport_wire import (
     parse_peer_url,
     read_frame,
 )
-from raft.types import Message
+from raft.types import Message, MessageType
 
 __all__ = ["Transport", "TransportError"]
 
@@ -97,7 +97,21 @@ def _host_port(address: str) -> tuple[str, int]:
 
 
 class Transport:
-    """Raft message transport between the members of one cluster. See the module docstring."""
+    """Raft message transport between the members of one cluster. See the module docstring.
+
+    How the node wires it (etcd's raftNode does the same with its rafthttp transport):
+
+    * `on_message(msg)`: step it into the RawNode (it is addressed to this member and came
+      from `msg.from_`, which the handshake vouched for).
+    * `on_unreachable(peer_id)`: `report_unreachable(peer_id)` (the leader probes again).
+    * `send(ready.messages)` after the Ready's entries are durable, EXCEPT MsgSnap: those go
+      to `send_snapshot(msg, body_path)`, which streams the body file; the outcome arrives
+      as `on_snapshot_status(peer_id, ok)` for `report_snapshot`.
+    * `on_snapshot(msg, path)`: a complete, fsynced body file, now owned by the node; the
+      node installs it and then steps `msg` (whose `snapshot.data` is empty). Raising
+      answers "failed" to the sender, and the file is deleted.
+    * `add_peer` / `remove_peer` / `update_peer` when a membership change is applied.
+    """
 
     def __init__(
         self,
@@ -250,7 +264,8 @@ class Transport:
 
     def send(self, messages: Sequence[Message]) -> None:
         """Queue messages for their peers; never waits. A message that cannot be queued is
-        dropped and its peer reported unreachable."""
+        dropped and its peer reported unreachable. A MsgSnap sent here travels inline (its
+        data must fit in a frame); snapshots with a body file go through send_snapshot."""
         blocked = self._blocked_ids
         streams = self._streams
         for msg in messages:
@@ -276,6 +291,8 @@ class Transport:
         """Stream a MsgSnap and its body file to `message.to` on a separate connection, then
         report `on_snapshot_status(message.to, ok)`. One snapshot per peer at a time: a second
         one while the first is in flight fails at once."""
+        if message.type is not MessageType.SNAP or message.snapshot is None:
+            raise ValueError(f"send_snapshot needs a MsgSnap with a snapshot, got {message.type}")
         to = message.to
         loop = asyncio.get_running_loop()
         stream = self._streams.get(to)
