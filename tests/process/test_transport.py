@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import socket
 import time
 import tracemalloc
 from collections.abc import Callable, Coroutine
@@ -39,13 +40,20 @@ from raft.types import (
     Snapshot,
     SnapshotMetadata,
 )
-from tests.process.servers import free_port
 
 pytestmark = pytest.mark.slow
 
 CLUSTER_ID = 0xC1C1
 A, B, C = 0xA1, 0xB2, 0xC3
 WAIT_S = 5.0
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (bind to port 0, then release it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
@@ -262,7 +270,7 @@ def test_member_of_another_cluster_is_refused(
             intruder.transport.send([Message(MessageType.HEARTBEAT, to=A, from_=0xE5)])
             misdirected.transport.send([Message(MessageType.HEARTBEAT, to=0x77, from_=B + 1)])
             members[B].transport.send([Message(MessageType.HEARTBEAT, to=A, from_=B)])
-            await wait_until(lambda: intruder.unreachable and misdirected.unreachable)
+            await wait_until(lambda: bool(intruder.unreachable and misdirected.unreachable))
             await wait_until(lambda: len(members[A].received) == 1)
             assert members[A].received[0].from_ == B
             text = caplog.text
@@ -361,7 +369,9 @@ def test_full_queue_drops_instead_of_blocking(tmp_path: Path) -> None:
                 members[A].transport.send([Message(MessageType.APP, to=B, from_=A, index=i)])
                 await asyncio.sleep(0)
             assert time.monotonic() - started < 3.0
-            await wait_until(lambda: stuck in members[A].unreachable)
+            # Reported because the queue overflowed, well before the 5 s write timeout
+            # would declare the connection broken.
+            await wait_until(lambda: stuck in members[A].unreachable, timeout_s=2.0)
             await wait_until(lambda: len(members[B].received) == 400)
             failures = DEFAULT_REGISTRY.get("etcd_network_peer_sent_failures_total")
             assert failures is not None and f'To="{stuck:x}"' in "\n".join(failures.render())

@@ -100,7 +100,8 @@ def test_big_msgapp_is_compact() -> None:
 
 
 def _valid_body() -> list[object]:
-    return msgpack.unpackb(encode_message(Message(MessageType.HEARTBEAT, to=2, from_=1)))
+    body: list[object] = msgpack.unpackb(encode_message(Message(MessageType.HEARTBEAT, to=2, from_=1)))
+    return body
 
 
 @pytest.mark.parametrize(
