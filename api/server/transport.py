@@ -320,6 +320,8 @@ class Transport:
             log.info("sent snapshot %s to peer %x", body_path, to)
         except (OSError, TimeoutError, TransportError, asyncio.IncompleteReadError, ValueError) as exc:
             log.warning("failed to send the snapshot to peer %x: %r", to, exc)
+        except Exception:  # a bug; raft must still hear the outcome or it waits forever
+            log.exception("failed to send the snapshot to peer %x", to)
         (_SNAPSHOT_SEND_SUCCESS if ok else _SNAPSHOT_SEND_FAILURES).labels(f"{to:x}").inc()
         self._on_snapshot_status(to, ok)
 
