@@ -59,6 +59,7 @@ from kvstore.errors import CompactedError, KvError, invariant
 from kvstore.types import Event, EventType
 
 __all__ = [
+    "EmptyWatchRangeError",
     "EventSource",
     "WatchBatch",
     "WatchFilter",
@@ -76,6 +77,14 @@ class WatchLimitError(KvError):
 
     message = "etcdserver: too many watchers"
     grpc_code = "RESOURCE_EXHAUSTED"
+
+
+class EmptyWatchRangeError(KvError):
+    """range_end is set (and not the b"\\0" from-key marker) but not above key. etcd creates
+    and at once cancels such a watcher, with this text as its cancel_reason."""
+
+    message = "mvcc: watcher range is empty"
+    grpc_code = "INVALID_ARGUMENT"
 
 
 class WatchFilter(enum.IntEnum):
@@ -253,11 +262,19 @@ class WatchHub:
         watch_id: int = 0,
         on_ready: Callable[[Watcher], None] | None = None,
     ) -> Watcher:
-        """Register a watcher. start_revision 0 means "from the next revision"."""
+        """Register a watcher. start_revision 0 means "from the next revision".
+
+        Raises EmptyWatchRangeError for an empty range (the server turns it into a created
+        and cancelled response, as etcd), WatchLimitError past `watchers_max`, and
+        ValueError for an empty key or a negative start revision (etcd's gRPC layer
+        rejects those before they reach its store).
+        """
         if not key:
             raise ValueError("watch key must not be empty")
         if start_revision < 0:
             raise ValueError(f"negative start revision {start_revision}")
+        if range_end and range_end != FROM_KEY and range_end <= key:
+            raise EmptyWatchRangeError(f"[{key!r}, {range_end!r})")
         if self._open >= self.watchers_max:
             raise WatchLimitError(f"{self._open} watchers")
         w = Watcher(

@@ -26,7 +26,14 @@ from kvstore.types import (
     Request,
     TxnRequest,
 )
-from kvstore.watch import WatchBatch, Watcher, WatchFilter, WatchHub, WatchLimitError
+from kvstore.watch import (
+    EmptyWatchRangeError,
+    WatchBatch,
+    Watcher,
+    WatchFilter,
+    WatchHub,
+    WatchLimitError,
+)
 
 
 class Node:
@@ -400,6 +407,15 @@ def test_limits_and_misuse(tmp_path: Path) -> None:
             node.hub.sync_unsynced(0)
     with pytest.raises(ValueError):
         WatchHub(node.store, buffer_events_max=0)
+
+
+def test_empty_range_is_refused_like_etcd(node: Node) -> None:
+    for key, range_end in ((b"b", b"a"), (b"a", b"a")):
+        with pytest.raises(EmptyWatchRangeError) as info:
+            node.hub.watch(key=key, range_end=range_end)
+        assert str(info.value) == "mvcc: watcher range is empty"  # etcd's cancel_reason
+    assert len(node.hub) == 0
+    node.hub.watch(key=b"b", range_end=b"\x00")  # from-key is not empty
 
 
 def test_empty_key_and_negative_revision_rejected(node: Node) -> None:
