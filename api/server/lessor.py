@@ -70,6 +70,10 @@ class Lessor:
             return None
         return max(0, math.floor(deadline - self._clock()))
 
+    def sort_key(self, lease_id: int) -> tuple[float, int]:
+        """Order by deadline (leases this member does not count go last), then by ID."""
+        return (self._deadline.get(lease_id, math.inf), lease_id)
+
     def expired(self, limit: int) -> list[int]:
         """Up to `limit` leases whose deadline has passed (each reported until revoked)."""
         now = self._clock()

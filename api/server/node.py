@@ -35,6 +35,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import aiofiles
@@ -52,6 +53,7 @@ from api.server.codec import AlarmRequest, MemberAttributes, decode, encode
 from api.server.config import ServerConfig
 from api.server.disk import DataDirError, MemberDisk, Recovered
 from api.server.lessor import Lessor
+from api.server.metrics import METRICS
 from api.server.version import SERVER_VERSION
 from api.service.backend import (
     AlarmMember,
@@ -65,7 +67,7 @@ from api.service.backend import (
     StoppedError,
 )
 from kvstore.errors import KvError, NoSpaceError
-from kvstore.store import Store
+from kvstore.store import ApplyOutcome, Store
 from kvstore.types import (
     ApplyResult,
     CompactionRequest,
@@ -193,7 +195,8 @@ class Node:
             store = Store(
                 config.data_dir, durable=False, quota_bytes=config.quota_backend_bytes,
                 max_txn_ops=config.max_txn_ops,
-                min_lease_ttl_s=max(2, -(-3 * config.election_timeout_ms // 2000)),
+                # etcd: minimum TTL = ceil(1.5 x election timeout), 2 s by default.
+                min_lease_ttl_s=max(1, -(-3 * config.election_timeout_ms // 2000)),
             )
             return recovered, store
 
@@ -295,6 +298,7 @@ class Node:
                 asyncio.shield(fut), timeout_s if timeout_s is not None else self._request_timeout_s()
             )
         except TimeoutError:
+            METRICS.proposals_failed_total.inc()
             raise RequestTimeoutError() from None
         finally:
             self._waiters.pop(proposal_id, None)
@@ -338,9 +342,11 @@ class Node:
 
     async def lease_leases(self) -> LeaseLeasesResponse:
         await self._linearizable_barrier()
-        return await asyncio.get_running_loop().run_in_executor(
+        resp = await asyncio.get_running_loop().run_in_executor(
             self._read_pool, self._store.lease_leases
         )
+        # etcd's lessor lists leases by expiry (a keep-alive moves a lease back).
+        return replace(resp, leases=tuple(sorted(resp.leases, key=self._lessor.sort_key)))
 
     async def hash_kv(self, revision: int) -> HashKVResponse:
         return await asyncio.get_running_loop().run_in_executor(
@@ -472,8 +478,10 @@ class Node:
         if rd.hard_state is not None:
             self._term = rd.hard_state.term
         if rd.snapshot is not None or rd.hard_state is not None or rd.entries:
-            await loop.run_in_executor(self._disk_pool, self._disk.persist, rd)
+            await loop.run_in_executor(self._disk_pool, self._persist_timed, rd)
             self._disk.install(rd)
+        if rd.hard_state is not None:
+            METRICS.proposals_committed_total.set(rd.hard_state.commit)
         # A single member has no peers; messages only appear in a cluster (next issue).
         if rd.committed_entries:
             await self._apply(rd)
@@ -484,7 +492,22 @@ class Node:
         self._raw.advance(rd)
         await self._maybe_snapshot()
 
+    def _persist_timed(self, rd: Ready) -> None:
+        start = time.perf_counter()
+        self._disk.persist(rd)
+        if rd.must_sync:
+            METRICS.wal_fsync_duration_seconds.observe(time.perf_counter() - start)
+
+    def _apply_timed(self, items: list[tuple[int, int, Request]]) -> list[ApplyOutcome]:
+        start = time.perf_counter()
+        outcomes = self._store.apply_batch(items)
+        METRICS.backend_commit_duration_seconds.observe(time.perf_counter() - start)
+        return outcomes
+
     def _on_soft_state(self, lead: int, role: StateType) -> None:
+        if lead != self._lead and lead != 0:
+            METRICS.leader_changes_seen_total.inc()
+        METRICS.has_leader.set(1 if lead != 0 else 0)
         was_leader = self._role is StateType.LEADER
         self._lead, self._role = lead, role
         if role is StateType.LEADER and not was_leader:
@@ -513,6 +536,8 @@ class Node:
             self._apply_cluster(proposal_id, request)
         await self._flush_apply(batch, batch_ids)
         self._applied = rd.committed_entries[-1].index
+        METRICS.proposals_applied_total.set(self._applied)
+        METRICS.proposals_pending.set(len(self._waiters))
         if self._apply_waiters:
             still = []
             for index, fut in self._apply_waiters:
@@ -530,7 +555,7 @@ class Node:
         batch.clear()
         ids.clear()
         outcomes = await asyncio.get_running_loop().run_in_executor(
-            self._disk_pool, self._store.apply_batch, items
+            self._disk_pool, self._apply_timed, items
         )
         events: list[Event] = []
         revision = self._hub.notified_revision

@@ -22,15 +22,7 @@ from tests.process.servers import needs_etcdctl, run_server
 pytestmark = [pytest.mark.etcd, pytest.mark.slow, needs_etcdctl]
 
 SUBJECTS = [
-    pytest.param("direct", id="direct"),
-    pytest.param(
-        "kvstore",
-        marks=pytest.mark.xfail(
-            strict=False,
-            reason="node lists leases by ID; etcd's lessor lists them by expiry (lease list)",
-        ),
-        id="kvstore",
-    ),
+    pytest.param("kvstore", id="kvstore"),
 ]
 
 

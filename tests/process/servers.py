@@ -1,19 +1,17 @@
-"""Start real server processes for process and compat tests: etcd, kvstore, or the direct stand-in.
+"""Start real server processes for process and compat tests: real etcd or kvstore.
 
-Three kinds take the same etcd flags and are started the same way:
+Both kinds take the same etcd flags and are started the same way:
 
 * "etcd": the real etcd 3.4 binary (shutil.which("etcd")), the oracle;
-* "kvstore": `python -m api.server.main`, the real server (raft + WAL + snapshot + store);
-* "direct": `python -m tests.process.direct_backend`, the real gRPC/HTTP layer over the real
-  store without raft (see direct_backend.py), so the wire layer is testable on its own.
+* "kvstore": `python -m api.server.main`, the real server (raft + WAL + snapshot + store).
 
 Each server gets free loopback ports (bound to port 0 first; never 2379/2380) and a temp
 data dir. `run_server` yields once Maintenance.Status answers with a leader, and always
 SIGKILLs the process by PID at the end; `kill()` and `restart()` serve crash tests
 (restart keeps the data dir and ports).
 
-`KINDS` parametrizes a fixture over the kinds; the kvstore kind is marked xfail until the
-server serves (see SERVER_XFAIL).
+`KINDS` parametrizes a fixture over the kinds, so every behaviour is checked against the
+oracle and against us in the same test.
 """
 
 from __future__ import annotations
@@ -43,13 +41,10 @@ needs_etcdctl = pytest.mark.skipif(
     shutil.which("etcdctl") is None or shutil.which("etcd") is None,
     reason="etcd / etcdctl binaries not installed",
 )
-# Set to None once `python -m api.server.main` serves (issue 4, the lead's node).
-SERVER_XFAIL: pytest.MarkDecorator | None = None
 
 KINDS = [
     pytest.param("etcd", marks=needs_etcd, id="etcd"),
-    pytest.param("direct", id="direct"),
-    pytest.param("kvstore", marks=[SERVER_XFAIL] if SERVER_XFAIL else [], id="kvstore"),
+    pytest.param("kvstore", id="kvstore"),
 ]
 
 
@@ -130,8 +125,7 @@ class ServerProcess:
                 raise RuntimeError("etcd binary not found on PATH")
             # etcd's default raft timers: the minimum lease TTL (2 s) derives from them.
             return [binary, *flags, "--log-level", "error", "--logger", "zap"]
-        module = "api.server.main" if self.kind == "kvstore" else "tests.process.direct_backend"
-        return [sys.executable, "-m", module, *flags]
+        return [sys.executable, "-m", "api.server.main", *flags]
 
     def start(self) -> None:
         env = {**os.environ, "ETCD_UNSUPPORTED_ARCH": "", "PYTHONPATH": str(REPO)}
