@@ -56,8 +56,8 @@ unit: $(TEST_STAMP) debs
 	$(PY) -m pytest -n 2 --dist loadfile --timeout 900 --ignore=tests/unit/raft tests
 
 sim: $(TEST_STAMP)
-	$(PY) -m bench.cli sim --seeds $(SIM_SEEDS) --nodes 3
-	$(PY) -m bench.cli sim --seeds $$(( $(SIM_SEEDS) / 5 )) --nodes 5
+	$(PY) -m bench.cli sim --seeds $(SIM_SEEDS) --nodes 3 --jobs 2
+	$(PY) -m bench.cli sim --seeds $$(( $(SIM_SEEDS) / 5 )) --nodes 5 --jobs 2
 
 test: lint typecheck unit sim
 
