@@ -1,7 +1,9 @@
 """Bugs the simulator found, each pinned twice: by its seed, and by a minimal hand-driven case.
 
 The seed tests name the seed that first showed the bug (`SEED=<n>` in `kvbench sim`); they
-are kept even after the fix because a seed that once failed exercises a rare path.
+are kept even after the fix because a seed that once failed exercises a rare path. A seed
+replays the same trace only for the same core and simulator code, so once either changes
+the hand-driven case is the one that still pins the bug.
 """
 
 from __future__ import annotations
