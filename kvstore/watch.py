@@ -24,11 +24,10 @@ in exactly one group:
 The store is the authority: the hub never holds events the store could not re-read. A
 watcher whose history is compacted away can no longer be served (ETCD_FEATURES 1.2): it is
 cancelled with `compact_revision` set to the store's compact revision, after its already
-buffered events are delivered. Like etcd (watchable_store chooseAll), the hub itself cancels
-only a start below the compact revision, and otherwise lets `events_since` decide: our store
-also refuses a start *at* the compact revision (CompactedError), which etcd serves. Clients
-that re-watch from the reported compact_revision then get cancelled again; see the note in
-the store's read API (an etcd-identical store rule would end that loop with no change here).
+buffered events are delivered. As etcd (watchable_store chooseAll), a start *below* the
+compact revision is cancelled, and a start at it is served, so a client that re-watches from
+the reported compact_revision is not cancelled again. The hub checks that rule itself and
+also treats a CompactedError from `events_since` (a compaction that raced the read) alike.
 
 Ordering the node must keep: commit the LMDB transaction, then call `notify` with that
 batch's events (before applying the next batch). `sync_unsynced` may run at any point in

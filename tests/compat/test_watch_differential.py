@@ -7,10 +7,6 @@ Between writes, watchers are created on both sides with the same key range, star
 through our stubs, on our side `hub.watch`. At the end both streams must carry the same
 events (type, key, value, revisions, version, lease, prev_kv) in the same order, and the same
 compaction cancellation.
-
-Known, deliberate gap: a start revision equal to the compact revision is not generated. etcd
-serves it (minus deletes at that revision, which its compaction removed); our store refuses
-it (CompactedError), so the hub cancels such a watcher.
 """
 
 from __future__ import annotations
@@ -224,8 +220,9 @@ def create_pair(
     choices = [0, current, current + 1, current + 2, max(compact + 1, current - 3)]
     if compact > 1:
         choices.append(rng.randint(1, compact - 1))  # below the compact revision: cancelled
-    # Not the compact revision itself: the known gap in the module docstring.
-    start = rng.choice([c for c in choices if c == 0 or c != compact])
+    if compact:
+        choices.append(compact)  # served, not cancelled
+    start = rng.choice(choices)
     prev_kv = rng.random() < 0.5
     filters = [f for f in WatchFilter if rng.random() < 0.15]
     ew = EtcdWatch(
