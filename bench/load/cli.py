@@ -5,12 +5,16 @@ loopback ports in a temp dir, and with --compare-etcd on a fresh etcd 3.4 right 
 each run starts empty and its CPU and peak RSS belong to it alone. --endpoints aims at
 running servers instead (no CPU/RSS unless --server-pid names the server process).
 --rss-keys N loads N keys into a fresh member and reports its RSS, nothing else unless
---workload is also given.
+--workload is also given. The RSS depends on how the keys arrive: the server keeps recent
+raft entries in memory (etcd keeps 5,000 after each snapshot, and so does kvstore), so
+128-put Txn batches (--preload-batch, the default) leave far more log in RSS than single
+puts would; report the batch size with the figure.
 
 Examples:
     kvbench load --workload put --shapes 1x1,10x100 --compare-etcd --duration 10
     kvbench load --workload watch --watchers 1000 --watch-rate 100 --compare-etcd
     kvbench load --rss-keys 1000000 --val-size 256 --compare-etcd
+    kvbench load --workload put --server-arg=--snapshot-count=1000   # extra server flags
 """
 
 from __future__ import annotations
@@ -90,6 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help="with --endpoints: PID of the server process to sample CPU and RSS from")
     a("--compare-etcd", action="store_true",
       help="run the identical load against a fresh real etcd 3.4 and print kvstore/etcd ratios")
+    a("--server-arg", action="append", default=None, metavar="FLAG",
+      help="extra flag for the servers started here (both kinds), e.g. --server-arg=--snapshot-count=1000")
+    a("--preload-batch", type=int, default=128, help="puts per Txn when preloading (etcd max 128)")
     a("--rss-keys", type=int, default=0, help="load N keys into a fresh member and report its RSS")
     a("--seed", type=int, default=1)
     a("--json", dest="json_path", default=None, help="also save all results as JSON here")
@@ -102,7 +109,7 @@ def _target(kind: str, args: argparse.Namespace) -> Iterator[tuple[tuple[str, ..
         pids = args.server_pid or [None]
         yield tuple(e.strip() for e in args.endpoints.split(",") if e.strip()), pids[0]
         return
-    with BenchServer(kind) as server:
+    with BenchServer(kind, extra_args=tuple(args.server_arg or ())) as server:
         yield (server.endpoint,), server.pid
 
 
@@ -140,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
                     count = max(args.preload, args.key_space if workload in NEEDS_KEYS else 0)
                     if count:
                         preload(endpoints[0], count=count, key_size=args.key_size,
+                                batch=args.preload_batch,
                                 val_size=args.preload_val_size or args.val_size,
                                 key_space=max(args.key_space, count))
                         plan = replace(plan, key_space=max(args.key_space, min(count, args.key_space)))
@@ -150,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         for kind in _targets(args):
             with _target(kind, args) as (endpoints, pid):
                 load_s = preload(endpoints[0], count=args.rss_keys, key_size=args.key_size,
+                                 batch=args.preload_batch,
                                  val_size=args.val_size, key_space=args.rss_keys)
                 sample = sample_proc(pid) if pid is not None else None
             rss.append(RssResult(
@@ -158,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
                 rss_peak_bytes=sample.rss_peak_bytes if sample else 0,
                 rss_anon_bytes=sample.rss_anon_bytes if sample else 0,
                 rss_file_bytes=sample.rss_file_bytes if sample else 0,
+                preload_batch=args.preload_batch,
             ))
             print(format_rss(rss[-1]), flush=True)
     ratios = format_ratios(results)

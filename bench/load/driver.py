@@ -222,6 +222,7 @@ def _merge(
 
 def preload(
     endpoint: str, *, count: int, key_size: int, val_size: int, key_space: int,
+    batch: int = PRELOAD_BATCH,
 ) -> float:
     """Put keys 0..count-1 (`val_size`-byte values); returns the seconds it took."""
     value = os.urandom(val_size)
@@ -229,11 +230,11 @@ def preload(
     with grpc.insecure_channel(endpoint, options=[("grpc.max_send_message_length", 8 << 20)]) as ch:
         stub = rpc_pb2_grpc.KVStub(ch)
         inflight: list[Future[Any]] = []
-        for lo in range(0, count, PRELOAD_BATCH):
+        for lo in range(0, count, batch):
             ops = [
                 rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(
                     key=key_of(i, key_size=key_size, key_space=key_space), value=value))
-                for i in range(lo, min(count, lo + PRELOAD_BATCH))
+                for i in range(lo, min(count, lo + batch))
             ]
             inflight.append(stub.Txn.future(rpc_pb2.TxnRequest(success=ops), timeout=60))
             if len(inflight) >= PRELOAD_INFLIGHT:

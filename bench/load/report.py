@@ -32,6 +32,7 @@ class RssResult:
     rss_peak_bytes: int
     rss_anon_bytes: int = 0
     rss_file_bytes: int = 0
+    preload_batch: int = 0
 
 
 def _mib(n: int | None) -> str:
@@ -107,7 +108,8 @@ def format_ratios(results: list[RunResult]) -> list[str]:
 
 
 def format_rss(r: RssResult) -> str:
-    return (f"{r.target:<9} {r.keys} keys x {r.val_size} B loaded in {r.load_s:.1f}s: "
+    return (f"{r.target:<9} {r.keys} keys x {r.val_size} B loaded in {r.load_s:.1f}s "
+            f"({r.preload_batch} puts/txn): "
             f"RSS {_mib(r.rss_bytes)} MiB (anon {_mib(r.rss_anon_bytes)}, "
             f"file-backed {_mib(r.rss_file_bytes)}), peak {_mib(r.rss_peak_bytes)} MiB")
 
