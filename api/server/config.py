@@ -70,6 +70,7 @@ class ServerConfig:
     log_level: str
     strict_reconfig_check: bool
     force_new_cluster: bool
+    test_partition_file: str = ""
     unrecognized_env: tuple[str, ...] = field(default=())
 
     @property
@@ -164,6 +165,7 @@ _FLAGS: dict[str, tuple[object, object, str]] = {
     "logger": (str, "zap", "Accepted for compatibility; kvstore logs with Python logging."),
     "strict-reconfig-check": (_bool, True, "Reject reconfiguration requests that would cause quorum loss."),
     "force-new-cluster": (_bool, False, "Force to create a new one member cluster."),
+    "experimental-test-partition-file": (str, "", "TEST ONLY: file of peer IDs (hex) to cut off."),
 }
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
@@ -322,6 +324,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfi
         log_level=level,
         strict_reconfig_check=bool(values["strict_reconfig_check"]),
         force_new_cluster=bool(values["force_new_cluster"]),
+        test_partition_file=str(values["experimental_test_partition_file"]),
         unrecognized_env=tuple(unknown_env),
     )
     config.member_id  # noqa: B018 -- raises ConfigError when the name is not in the cluster

@@ -137,12 +137,25 @@ class MemberDisk:
 
     # ------------------------------------------------------------ Ready steps 1-2
 
-    def persist(self, rd: Ready) -> None:
+    def persist(self, rd: Ready, *, snapshot_body: bytes | None = None) -> None:
         """Steps 1 and 2 of the Ready contract; runs on the disk thread. WAL errors propagate
-        (WalSyncError is fatal: the caller stops the process)."""
+        (WalSyncError is fatal: the caller stops the process).
+
+        A snapshot from the leader (its store part already installed by the caller) is saved
+        as a snapshot file with `snapshot_body` (the cluster state), then marked in the WAL
+        before the entries that follow it."""
         w = self._wal()
         if rd.snapshot is not None:
-            raise DataDirError("snapshots from a leader arrive only in a multi-member cluster")
+            if snapshot_body is None:
+                raise DataDirError("a snapshot to persist came without its body")
+            m = rd.snapshot.metadata
+            cs = m.conf_state
+            self.snapshotter.save(
+                snap.SnapshotMeta(index=m.index, term=m.term, conf_state=snap.ConfState(
+                    voters=cs.voters, learners=cs.learners)),
+                snapshot_body,
+            )
+            w.save_snapshot_marker(wal.SnapshotMarker(index=m.index, term=m.term))
         hs = rd.hard_state
         entries = [_to_wal_entry(e) for e in rd.entries]
         if hs is not None or entries:
@@ -152,8 +165,10 @@ class MemberDisk:
                 sync=rd.must_sync,
             )
 
-    def install(self, rd: Ready) -> None:
+    def install(self, rd: Ready, *, snapshot_body: bytes = b"") -> None:
         """Make the persisted Ready visible to the RawNode (event-loop thread)."""
+        if rd.snapshot is not None:
+            self.storage.apply_snapshot(Snapshot(rd.snapshot.metadata, snapshot_body))
         if rd.hard_state is not None:
             self.storage.set_hard_state(rd.hard_state)
         if rd.entries:
@@ -173,8 +188,10 @@ class MemberDisk:
         w.save_snapshot_marker(wal.SnapshotMarker(index=index, term=term))
         w.release_to(index)
 
-    def compact_log(self, index: int) -> None:
-        """Drop in-memory entries before `index - CATCH_UP_ENTRIES` (event-loop thread)."""
+    def compact_log(self, index: int, *, conf_state: ConfState, body: bytes) -> None:
+        """Record the snapshot for raft (sent to slow followers) and drop in-memory entries
+        before `index - CATCH_UP_ENTRIES` (event-loop thread)."""
+        self.storage.create_snapshot(index, conf_state, body)
         compact_to = index - CATCH_UP_ENTRIES
         if compact_to > self.storage.first_index():
             self.storage.compact(compact_to)

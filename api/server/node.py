@@ -54,6 +54,8 @@ from api.server.config import ServerConfig
 from api.server.disk import DataDirError, MemberDisk, Recovered
 from api.server.lessor import Lessor
 from api.server.metrics import METRICS
+from api.server.replication import Replication
+from api.server.snapshot_bundle import split_bundle, write_bundle
 from api.server.version import SERVER_VERSION
 from api.service.backend import (
     AlarmMember,
@@ -87,7 +89,18 @@ from kvstore.types import (
     TxnRequest,
 )
 from kvstore.watch import WatchHub
-from raft import Config, EntryType, ProposalDroppedError, RawNode, Ready, StateType
+from raft import (
+    Config,
+    EntryType,
+    Message,
+    ProposalDroppedError,
+    RawNode,
+    Ready,
+    SnapshotMetadata,
+    StateType,
+    StepLocalMsgError,
+    StepPeerNotFoundError,
+)
 from raft.types import ConfChange
 from wal import WalError
 
@@ -174,6 +187,19 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         store.nospace_alarm = self._cluster.has_alarm(ALARM_NOSPACE)
+        self._replication = Replication(
+            member_id=self._member_id,
+            cluster_id=self._cluster.cluster_id,
+            listen=config.listen_peer_urls[0],
+            peers={m.id: m.peer_urls for m in self._cluster.members.values()},
+            snapshot_dir=os.path.join(disk.member_dir, "snap-transfer"),
+            partition_file=config.test_partition_file or None,
+            step=self._step,
+            report_unreachable=self._report_unreachable,
+            report_snapshot=self._report_snapshot,
+            make_bundle=self._make_bundle,
+            pool=self._read_pool,
+        )
 
     # ----------------------------------------------------------------- life cycle
 
@@ -202,6 +228,7 @@ class Node:
 
         recovered, store = await loop.run_in_executor(None, open_all)
         node = cls(config, disk, recovered, store)
+        await node._replication.start()
         node._tasks = [
             asyncio.create_task(node._run(), name="ready-loop"),
             asyncio.create_task(node._ticker(), name="ticker"),
@@ -235,6 +262,7 @@ class Node:
         for fut in list(self._waiters.values()):
             if not fut.done():
                 fut.set_exception(StoppedError())
+        await self._replication.stop()
         loop = asyncio.get_running_loop()
 
         def close_disk() -> None:
@@ -477,12 +505,18 @@ class Node:
             self._on_soft_state(rd.soft_state.lead, rd.soft_state.raft_state)
         if rd.hard_state is not None:
             self._term = rd.hard_state.term
+        snapshot_body = b""
+        if rd.snapshot is not None:
+            snapshot_body = await self._install_store_snapshot(rd)
         if rd.snapshot is not None or rd.hard_state is not None or rd.entries:
-            await loop.run_in_executor(self._disk_pool, self._persist_timed, rd)
-            self._disk.install(rd)
+            await loop.run_in_executor(self._disk_pool, self._persist_timed, rd, snapshot_body)
+            self._disk.install(rd, snapshot_body=snapshot_body)
+        if rd.snapshot is not None:
+            self._after_snapshot_installed(rd.snapshot.metadata, snapshot_body)
         if rd.hard_state is not None:
             METRICS.proposals_committed_total.set(rd.hard_state.commit)
-        # A single member has no peers; messages only appear in a cluster (next issue).
+        if rd.messages:
+            self._replication.send(rd.messages)
         if rd.committed_entries:
             await self._apply(rd)
         for rs in rd.read_states:
@@ -492,9 +526,9 @@ class Node:
         self._raw.advance(rd)
         await self._maybe_snapshot()
 
-    def _persist_timed(self, rd: Ready) -> None:
+    def _persist_timed(self, rd: Ready, snapshot_body: bytes) -> None:
         start = time.perf_counter()
-        self._disk.persist(rd)
+        self._disk.persist(rd, snapshot_body=snapshot_body if rd.snapshot is not None else None)
         if rd.must_sync:
             METRICS.wal_fsync_duration_seconds.observe(time.perf_counter() - start)
 
@@ -503,6 +537,63 @@ class Node:
         outcomes = self._store.apply_batch(items)
         METRICS.backend_commit_duration_seconds.observe(time.perf_counter() - start)
         return outcomes
+
+    # ------------------------------------------------------------------- peers
+
+    def _step(self, message: Message) -> None:
+        try:
+            self._raw.step(message)
+        except (StepPeerNotFoundError, StepLocalMsgError) as exc:
+            log.debug("dropped a message from %x: %s", message.from_, exc)
+            return
+        self._wake.set()
+
+    def _report_unreachable(self, peer_id: int) -> None:
+        self._raw.report_unreachable(peer_id)
+        self._wake.set()
+
+    def _report_snapshot(self, peer_id: int, ok: bool) -> None:
+        self._raw.report_snapshot(peer_id, ok)
+        self._wake.set()
+
+    def _make_bundle(self, path: str) -> None:
+        """Runs on the read pool: cluster state of raft's snapshot + a copy of the store."""
+        snapshot = self._disk.storage.snapshot()
+        write_bundle(path, snapshot.data or self._cluster.encode(), self._store.snapshot_to)
+
+    async def _install_store_snapshot(self, rd: Ready) -> bytes:
+        """Step 1 for a snapshot from the leader: swap in its store copy; returns the
+        cluster state that goes into our snapshot file."""
+        assert rd.snapshot is not None
+        meta = rd.snapshot.metadata
+        path = self._replication.take_incoming(meta.index, meta.term)
+        if path is None:
+            raise DataDirError(f"no snapshot body received for index {meta.index}")
+        store_part = path + ".store"
+
+        def install() -> bytes:
+            try:
+                body = split_bundle(path, store_part)
+                self._store.install_snapshot(store_part)
+                return body
+            finally:
+                for p in (path, store_part):
+                    with contextlib.suppress(OSError):
+                        os.unlink(p)
+
+        return await asyncio.get_running_loop().run_in_executor(self._disk_pool, install)
+
+    def _after_snapshot_installed(self, meta: SnapshotMetadata, body: bytes) -> None:
+        self._cluster = ClusterState.decode(body)
+        self._store.nospace_alarm = self._cluster.has_alarm(ALARM_NOSPACE)
+        self._conf_state = meta.conf_state
+        self._applied = max(self._applied, meta.index)
+        self._snapshot_index = meta.index
+        self._hub.resync()
+        self._replication.set_peers(
+            {m.id: m.peer_urls for m in self._cluster.members.values()}, me=self._member_id
+        )
+        log.info("installed a snapshot from the leader at index %d", meta.index)
 
     def _on_soft_state(self, lead: int, role: StateType) -> None:
         if lead != self._lead and lead != 0:
@@ -617,7 +708,7 @@ class Node:
 
         await loop.run_in_executor(self._disk_pool, snapshot)
         self._snapshot_index = index
-        self._disk.compact_log(index)
+        self._disk.compact_log(index, conf_state=conf_state, body=body)
         log.info("saved snapshot at index %d", index)
 
     # ------------------------------------------------------------------ timers
