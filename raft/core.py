@@ -34,23 +34,36 @@ from raft.types import (
     CAMPAIGN_ELECTION,
     CAMPAIGN_PRE_ELECTION,
     CAMPAIGN_TRANSFER,
+    ENTRY_CONF_CHANGE,
+    MSG_APP,
+    MSG_APP_RESP,
+    MSG_BEAT,
+    MSG_CHECK_QUORUM,
+    MSG_HEARTBEAT,
+    MSG_HUP,
+    MSG_PRE_VOTE,
+    MSG_PRE_VOTE_RESP,
+    MSG_SNAP,
+    MSG_VOTE,
+    MSG_VOTE_RESP,
     NONE,
+    PR_PROBE,
+    STATE_CANDIDATE,
+    STATE_FOLLOWER,
+    STATE_LEADER,
+    STATE_PRE_CANDIDATE,
     ConfChange,
     Config,
     ConfState,
     Entry,
-    EntryType,
     HardState,
     Message,
-    MessageType,
-    ProgressState,
     ReadState,
     SoftState,
-    StateType,
 )
 
-_VOTE_TYPES = (MessageType.VOTE, MessageType.PRE_VOTE)
-_LEADER_TYPES = (MessageType.APP, MessageType.HEARTBEAT, MessageType.SNAP)
+_VOTE_TYPES = (MSG_VOTE, MSG_PRE_VOTE)
+_LEADER_TYPES = (MSG_APP, MSG_HEARTBEAT, MSG_SNAP)
 
 
 class Raft:
@@ -65,7 +78,7 @@ class Raft:
         self.term = 0
         self.vote = NONE
         self.lead = NONE
-        self.state = StateType.FOLLOWER
+        self.state = STATE_FOLLOWER
         self.is_learner = False
         self.msgs: list[Message] = []
         self.read_states: list[ReadState] = []
@@ -161,7 +174,7 @@ class Raft:
         self.election_elapsed += 1
         if self.promotable() and self.past_election_timeout():
             self.election_elapsed = 0
-            self.step(Message(MessageType.HUP, from_=self.id))
+            self.step(Message(MSG_HUP, from_=self.id))
 
     def tick_heartbeat(self) -> None:
         self.heartbeat_elapsed += 1
@@ -169,15 +182,15 @@ class Raft:
         if self.election_elapsed >= self.election_timeout:
             self.election_elapsed = 0
             if self.check_quorum:
-                self.step(Message(MessageType.CHECK_QUORUM, from_=self.id))
+                self.step(Message(MSG_CHECK_QUORUM, from_=self.id))
             # A transfer that did not finish within an election timeout is abandoned.
-            if self.state is StateType.LEADER and self.lead_transferee != NONE:
+            if self.state is STATE_LEADER and self.lead_transferee != NONE:
                 self.abort_leader_transfer()
-        if self.state is not StateType.LEADER:
+        if self.state is not STATE_LEADER:
             return
         if self.heartbeat_elapsed >= self.heartbeat_timeout:
             self.heartbeat_elapsed = 0
-            self.step(Message(MessageType.BEAT, from_=self.id))
+            self.step(Message(MSG_BEAT, from_=self.id))
 
     # ------------------------------------------------------------ transitions
 
@@ -195,7 +208,7 @@ class Raft:
         for id, pr in self.trk.progress.items():
             pr.match = 0
             pr.next = last + 1
-            pr.state = ProgressState.PROBE
+            pr.state = PR_PROBE
             pr.pending_snapshot = 0
             pr.probe_sent = False
             pr.recent_active = False
@@ -215,32 +228,32 @@ class Raft:
         self.reset(term)
         self.tick_fn = self.tick_election
         self.lead = lead
-        self.state = StateType.FOLLOWER
+        self.state = STATE_FOLLOWER
 
     def become_candidate(self) -> None:
-        invariant(self.state is not StateType.LEADER, "invalid transition [leader -> candidate]")
+        invariant(self.state is not STATE_LEADER, "invalid transition [leader -> candidate]")
         self.step_fn = candidate.step_candidate
         self.reset(self.term + 1)
         self.tick_fn = self.tick_election
         self.vote = self.id
-        self.state = StateType.CANDIDATE
+        self.state = STATE_CANDIDATE
 
     def become_pre_candidate(self) -> None:
-        invariant(self.state is not StateType.LEADER, "invalid transition [leader -> pre-candidate]")
+        invariant(self.state is not STATE_LEADER, "invalid transition [leader -> pre-candidate]")
         # A pre-candidate keeps its term and vote: the pre-vote only asks whether it could win.
         self.step_fn = candidate.step_candidate
         self.trk.reset_votes()
         self.tick_fn = self.tick_election
         self.lead = NONE
-        self.state = StateType.PRE_CANDIDATE
+        self.state = STATE_PRE_CANDIDATE
 
     def become_leader(self) -> None:
-        invariant(self.state is not StateType.FOLLOWER, "invalid transition [follower -> leader]")
+        invariant(self.state is not STATE_FOLLOWER, "invalid transition [follower -> leader]")
         self.step_fn = leader.step_leader
         self.reset(self.term)
         self.tick_fn = self.tick_heartbeat
         self.lead = self.id
-        self.state = StateType.LEADER
+        self.state = STATE_LEADER
         pr = self.trk.progress[self.id]
         pr.become_replicate()
         pr.recent_active = True
@@ -267,9 +280,9 @@ class Raft:
                     # Leader lease: we heard from a live leader recently, so this candidate
                     # (likely a partitioned node rejoining) must not disrupt it.
                     return
-            if m.type is MessageType.PRE_VOTE:
+            if m.type is MSG_PRE_VOTE:
                 pass
-            elif m.type is MessageType.PRE_VOTE_RESP and not m.reject:
+            elif m.type is MSG_PRE_VOTE_RESP and not m.reject:
                 pass
             elif m.type in _LEADER_TYPES:
                 self.become_follower(m.term, m.from_)
@@ -277,17 +290,17 @@ class Raft:
                 self.become_follower(m.term, NONE)
         elif m.term < self.term:
             if (self.check_quorum or self.pre_vote) and m.type in (
-                MessageType.HEARTBEAT,
-                MessageType.APP,
+                MSG_HEARTBEAT,
+                MSG_APP,
             ):
                 # Tell a stale leader our term. Without this, a node partitioned with
                 # check_quorum/pre_vote would never bump the others' term and the stale
                 # leader would keep its role forever.
-                self.send(Message(MessageType.APP_RESP, to=m.from_, from_=self.id, term=self.term))
-            elif m.type is MessageType.PRE_VOTE:
+                self.send(Message(MSG_APP_RESP, to=m.from_, from_=self.id, term=self.term))
+            elif m.type is MSG_PRE_VOTE:
                 self.send(
                     Message(
-                        MessageType.PRE_VOTE_RESP,
+                        MSG_PRE_VOTE_RESP,
                         to=m.from_,
                         from_=self.id,
                         term=self.term,
@@ -297,9 +310,9 @@ class Raft:
             return
 
         t = m.type
-        if t is MessageType.HUP:
+        if t is MSG_HUP:
             self.hup(CAMPAIGN_PRE_ELECTION if self.pre_vote else CAMPAIGN_ELECTION)
-        elif t is MessageType.VOTE or t is MessageType.PRE_VOTE:
+        elif t is MSG_VOTE or t is MSG_PRE_VOTE:
             self._handle_vote_request(m)
         else:
             self.step_fn(self, m)
@@ -314,22 +327,22 @@ class Raft:
         can_vote = (
             self.vote == m.from_
             or (self.vote == NONE and self.lead == NONE)
-            or (m.type is MessageType.PRE_VOTE and m.term > self.term)
+            or (m.type is MSG_PRE_VOTE and m.term > self.term)
         )
-        resp = MessageType.VOTE_RESP if m.type is MessageType.VOTE else MessageType.PRE_VOTE_RESP
+        resp = MSG_VOTE_RESP if m.type is MSG_VOTE else MSG_PRE_VOTE_RESP
         # Raft §5.4.1: only vote for a candidate whose log is at least as up-to-date.
         if can_vote and self.raft_log.is_up_to_date(m.index, m.log_term):
             # The response carries the request's term: for a pre-vote that is the future
             # term the pre-candidate would campaign in.
             self.send(Message(resp, to=m.from_, from_=self.id, term=m.term))
-            if m.type is MessageType.VOTE:
+            if m.type is MSG_VOTE:
                 self.election_elapsed = 0
                 self.vote = m.from_
         else:
             self.send(Message(resp, to=m.from_, from_=self.id, term=self.term, reject=True))
 
     def hup(self, kind: bytes) -> None:
-        if self.state is StateType.LEADER or not self.promotable():
+        if self.state is STATE_LEADER or not self.promotable():
             return
         if self._has_unapplied_conf_change():
             # The pending change may remove us or change the quorum: apply it first.
@@ -342,18 +355,18 @@ class Raft:
             return False
         lo = max(log.applied + 1, log.first_index())
         for e in log.slice(lo, log.committed + 1, 1 << 62):
-            if e.type is EntryType.CONF_CHANGE:
+            if e.type is ENTRY_CONF_CHANGE:
                 return True
         return False
 
     def campaign(self, kind: bytes) -> None:
         if kind == CAMPAIGN_PRE_ELECTION:
             self.become_pre_candidate()
-            vote_type = MessageType.PRE_VOTE
+            vote_type = MSG_PRE_VOTE
             term = self.term + 1
         else:
             self.become_candidate()
-            vote_type = MessageType.VOTE
+            vote_type = MSG_VOTE
             term = self.term
         if self.poll(self.id, True) is VoteResult.WON:
             # A single-voter cluster wins at once.
@@ -397,10 +410,10 @@ class Raft:
         if not member or self.is_learner:
             # We were removed or demoted. A leader may step down at once if asked; else it
             # keeps leading until the application stops it (etcd's behaviour).
-            if self.state is StateType.LEADER and self.config.step_down_on_removal:
+            if self.state is STATE_LEADER and self.config.step_down_on_removal:
                 self.become_follower(self.term, NONE)
             return conf
-        if self.state is not StateType.LEADER:
+        if self.state is not STATE_LEADER:
             return conf
         # The quorum may have shrunk: the commit index can move.
         if leader.maybe_commit(self):

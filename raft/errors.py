@@ -70,7 +70,10 @@ class InvariantError(RuntimeError):
     """A broken internal invariant: a bug in the core or its caller, never a peer fault."""
 
 
-def invariant(cond: bool, msg: str) -> None:
-    """Always-on check for programmer errors (Python's `assert` vanishes under -O)."""
+def invariant(cond: bool, msg: str, *args: object) -> None:
+    """Always-on check for programmer errors (Python's `assert` vanishes under -O).
+
+    With `args`, the message is `msg % args`, formatted only on failure: hot paths pass
+    their numbers as arguments rather than paying for an f-string on every call."""
     if not cond:
-        raise InvariantError(msg)
+        raise InvariantError(msg % args if args else msg)

@@ -103,7 +103,7 @@ class RaftLog:
         last_new = index + len(ents)
         ci = self.find_conflict(ents)
         if ci != 0:
-            invariant(ci > self.committed, f"entry {ci} conflicts with committed entry")
+            invariant(ci > self.committed, "entry %d conflicts with committed entry", ci)
             self.append(ents[ci - index - 1 :])
         self.commit_to(min(committed, last_new))
         return last_new
@@ -141,9 +141,12 @@ class RaftLog:
 
     def commit_to(self, to_commit: int) -> None:
         if self.committed < to_commit:
+            last = self.last_index()
             invariant(
-                self.last_index() >= to_commit,
-                f"to_commit({to_commit}) is out of range [last_index({self.last_index()})]",
+                last >= to_commit,
+                "to_commit(%d) is out of range [last_index(%d)]",
+                to_commit,
+                last,
             )
             self.committed = to_commit
 
@@ -159,7 +162,10 @@ class RaftLog:
             return
         invariant(
             self.applied <= i <= self.committed,
-            f"applied({i}) out of range [prev applied({self.applied}), committed({self.committed})]",
+            "applied(%d) out of range [prev applied(%d), committed(%d)]",
+            i,
+            self.applied,
+            self.committed,
         )
         self.applied = i
 
@@ -182,15 +188,20 @@ class RaftLog:
     def has_next_committed_ents(self) -> bool:
         if self.unstable.snapshot is not None:
             return False  # apply the snapshot first
-        return self.committed > max(self.applied, self.first_index() - 1)
+        # committed > max(applied, first_index - 1), testing the cheap half first.
+        committed = self.committed
+        return committed > self.applied and committed >= self.first_index()
 
     def next_committed_ents(self) -> tuple[Entry, ...]:
         if self.unstable.snapshot is not None:
             return ()
+        committed = self.committed
+        if committed <= self.applied:
+            return ()  # the common case, decided without asking the storage
         lo = max(self.applied + 1, self.first_index())
-        if self.committed + 1 <= lo:
+        if committed + 1 <= lo:
             return ()
-        return tuple(self.slice(lo, self.committed + 1, self.max_applying_size))
+        return tuple(self.slice(lo, committed + 1, self.max_applying_size))
 
     def entries(self, i: int, max_size: int) -> list[Entry]:
         """Entries from i to the end, within max_size bytes (at least one)."""
@@ -205,12 +216,12 @@ class RaftLog:
         offset = u.offset
         if lo >= offset:
             # Entirely in memory: the common case for a leader's fresh entries.
-            invariant(lo <= hi <= offset + len(u.entries), f"slice[{lo},{hi}) out of bound")
+            invariant(lo <= hi <= offset + len(u.entries), "slice[%d,%d) out of bound", lo, hi)
             return limit_size(u.entries[lo - offset : hi - offset], max_size)
         first = self.first_index()
         if lo < first:
             raise CompactedError(f"entry {lo} is compacted (first index {first})")
-        invariant(lo <= hi <= self.last_index() + 1, f"slice[{lo},{hi}) out of bound")
+        invariant(lo <= hi <= self.last_index() + 1, "slice[%d,%d) out of bound", lo, hi)
         if lo == hi:
             return []
         ents = self.storage.entries(lo, min(hi, offset), max_size)

@@ -78,6 +78,10 @@ class Unstable:
     def slice(self, lo: int, hi: int) -> list[Entry]:
         invariant(
             self.offset <= lo <= hi <= self.offset + len(self.entries),
-            f"unstable.slice[{lo},{hi}) out of bound [{self.offset},{self.offset + len(self.entries)}]",
+            "unstable.slice[%d,%d) out of bound [%d,%d]",
+            lo,
+            hi,
+            self.offset,
+            self.offset + len(self.entries),
         )
         return self.entries[lo - self.offset : hi - self.offset]

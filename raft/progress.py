@@ -19,7 +19,13 @@ from __future__ import annotations
 from raft import quorum
 from raft.inflights import Inflights
 from raft.quorum import VoteResult
-from raft.types import ConfState, ProgressState
+from raft.types import (
+    PR_PROBE,
+    PR_REPLICATE,
+    PR_SNAPSHOT,
+    ConfState,
+    ProgressState,
+)
 
 
 class Progress:
@@ -39,7 +45,7 @@ class Progress:
     ) -> None:
         self.match = match
         self.next = next
-        self.state = ProgressState.PROBE
+        self.state = PR_PROBE
         self.pending_snapshot = 0
         self.recent_active = False
         self.probe_sent = False
@@ -54,20 +60,20 @@ class Progress:
 
     def become_probe(self) -> None:
         # Leaving SNAPSHOT: the follower may have applied the snapshot, so probe just after it.
-        if self.state is ProgressState.SNAPSHOT:
+        if self.state is PR_SNAPSHOT:
             pending = self.pending_snapshot
-            self._reset_state(ProgressState.PROBE)
+            self._reset_state(PR_PROBE)
             self.next = max(self.match + 1, pending + 1)
         else:
-            self._reset_state(ProgressState.PROBE)
+            self._reset_state(PR_PROBE)
             self.next = self.match + 1
 
     def become_replicate(self) -> None:
-        self._reset_state(ProgressState.REPLICATE)
+        self._reset_state(PR_REPLICATE)
         self.next = self.match + 1
 
     def become_snapshot(self, snapshot_index: int) -> None:
-        self._reset_state(ProgressState.SNAPSHOT)
+        self._reset_state(PR_SNAPSHOT)
         self.pending_snapshot = snapshot_index
 
     def maybe_update(self, n: int) -> bool:
@@ -87,7 +93,7 @@ class Progress:
     def maybe_decr_to(self, rejected: int, match_hint: int) -> bool:
         """A rejection of the MsgApp at index `rejected`; back `next` off towards the hint.
         False when the rejection is stale (a reply to an older message)."""
-        if self.state is ProgressState.REPLICATE:
+        if self.state is PR_REPLICATE:
             if rejected <= self.match:
                 return False
             # The follower lost entries it had or the append raced: probe from match.
@@ -100,9 +106,9 @@ class Progress:
         return True
 
     def is_paused(self) -> bool:
-        if self.state is ProgressState.PROBE:
+        if self.state is PR_PROBE:
             return self.probe_sent
-        if self.state is ProgressState.REPLICATE:
+        if self.state is PR_REPLICATE:
             return self.inflights.full()
         return True
 

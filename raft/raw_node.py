@@ -27,18 +27,24 @@ from raft.ready import Ready, must_sync
 from raft.roles import leader
 from raft.storage import LogStorage
 from raft.types import (
+    ENTRY_CONF_CHANGE,
+    ENTRY_NORMAL,
     LOCAL_MESSAGE_TYPES,
+    MSG_HUP,
+    MSG_PROP,
+    MSG_READ_INDEX,
+    MSG_SNAP_STATUS,
+    MSG_TRANSFER_LEADER,
+    MSG_UNREACHABLE,
     NONE,
     RESPONSE_MESSAGE_TYPES,
+    STATE_LEADER,
     ConfChange,
     Config,
     ConfState,
     Entry,
-    EntryType,
     Message,
-    MessageType,
     ProgressStatus,
-    StateType,
     Status,
     payload_size,
 )
@@ -88,7 +94,7 @@ class RawNode:
         r = self._raft
         if leader.propose_local(r, (data,)):
             return
-        r.step(Message(MessageType.PROP, from_=r.id, entries=(Entry(0, 0, data=data),)))
+        r.step(Message(MSG_PROP, from_=r.id, entries=(Entry(0, 0, data=data),)))
 
     def propose_batch(self, datas: Sequence[bytes]) -> None:
         """Propose several entries in one MsgProp (cheaper than one propose() each);
@@ -99,17 +105,17 @@ class RawNode:
             return
         self._raft.step(
             Message(
-                MessageType.PROP,
+                MSG_PROP,
                 from_=self._raft.id,
-                entries=[Entry(0, 0, EntryType.NORMAL, d) for d in datas],
+                entries=[Entry(0, 0, ENTRY_NORMAL, d) for d in datas],
             )
         )
 
     def propose_conf_change(self, change: ConfChange) -> None:
         """Propose a membership change. The leader replaces it by an empty entry when another
         change is still unapplied or when the change is invalid for the current config."""
-        entry = Entry(0, 0, EntryType.CONF_CHANGE, change.marshal())
-        self._raft.step(Message(MessageType.PROP, from_=self._raft.id, entries=(entry,)))
+        entry = Entry(0, 0, ENTRY_CONF_CHANGE, change.marshal())
+        self._raft.step(Message(MSG_PROP, from_=self._raft.id, entries=(entry,)))
 
     def apply_conf_change(self, change: ConfChange) -> ConfState:
         """Apply a committed ConfChange to the configuration; returns the new ConfState."""
@@ -117,40 +123,44 @@ class RawNode:
 
     def campaign(self) -> None:
         """Start an election now (a pre-vote first when pre_vote is enabled)."""
-        self._raft.step(Message(MessageType.HUP, from_=self._raft.id))
+        self._raft.step(Message(MSG_HUP, from_=self._raft.id))
 
     def read_index(self, context: bytes) -> None:
         """Request a linearizable read point; the answer arrives as a ReadState carrying
         `context` in a later Ready. Use a unique context per request."""
-        self._raft.step(Message(MessageType.READ_INDEX, entries=(Entry(0, 0, data=context),)))
+        self._raft.step(Message(MSG_READ_INDEX, entries=(Entry(0, 0, data=context),)))
 
     def transfer_leader(self, target: int) -> None:
         """Ask the leader to hand leadership to `target` (forwarded when not leader)."""
-        self._raft.step(Message(MessageType.TRANSFER_LEADER, from_=target))
+        self._raft.step(Message(MSG_TRANSFER_LEADER, from_=target))
 
     def report_unreachable(self, id: int) -> None:
         """The transport failed to reach `id`: the leader stops optimistic replication."""
-        self._raft.step(Message(MessageType.UNREACHABLE, from_=id))
+        self._raft.step(Message(MSG_UNREACHABLE, from_=id))
 
     def report_snapshot(self, id: int, ok: bool) -> None:
         """Result of streaming a MsgSnap to `id`; either way the peer goes back to probing."""
-        self._raft.step(Message(MessageType.SNAP_STATUS, from_=id, reject=not ok))
+        self._raft.step(Message(MSG_SNAP_STATUS, from_=id, reject=not ok))
 
     # ---------------------------------------------------------------- outputs
 
     def has_ready(self) -> bool:
         """Whether `ready()` would return a non-empty Ready (False while one is outstanding)."""
+        # Runs for every node after every batch of input: the cheapest tests come first and
+        # the state records are compared field by field rather than built.
         if self._outstanding is not None:
             return False
         r = self._raft
         if r.append_pending or r.heartbeat_pending:
             leader.flush(r)
+        if r.msgs:
+            return True
         log = r.raft_log
-        if r.msgs or r.read_states or log.unstable.entries or log.unstable.snapshot is not None:
+        u = log.unstable
+        if u.entries or u.snapshot is not None or r.read_states:
             return True
-        if log.has_next_committed_ents():
+        if log.committed > log.applied and log.has_next_committed_ents():
             return True
-        # Field comparisons rather than building SoftState/HardState: this runs very often.
         soft, hard = self._prev_soft, self._prev_hard
         return (
             r.lead != soft.lead
@@ -169,28 +179,29 @@ class RawNode:
             leader.flush(r)
         log = r.raft_log
         # Compare fields before building new state records: most Readies change neither.
-        soft, hard = self._prev_soft, self._prev_hard
+        soft, prev_hard = self._prev_soft, self._prev_hard
         soft_changed = r.lead != soft.lead or r.state is not soft.raft_state
-        hard_changed = r.term != hard.term or r.vote != hard.vote or log.committed != hard.commit
+        hard_changed = (
+            r.term != prev_hard.term or r.vote != prev_hard.vote or log.committed != prev_hard.commit
+        )
         if soft_changed:
             soft = r.soft_state()
-        if hard_changed:
-            hard = r.hard_state()
+        hard = r.hard_state() if hard_changed else prev_hard
         entries = log.unstable_entries()
+        snapshot = log.unstable.snapshot
+        # Entries or a snapshot always need an fsync: ask must_sync() only about the rest.
+        sync = bool(entries) or snapshot is not None
+        if not sync and hard_changed:
+            sync = must_sync(hard_state=hard, prev=prev_hard, entries_count=0, has_snapshot=False)
         rd = Ready(
             soft_state=soft if soft_changed else None,
             hard_state=hard if hard_changed else None,
             entries=entries,
-            snapshot=log.unstable.snapshot,
+            snapshot=snapshot,
             committed_entries=log.next_committed_ents(),
             messages=r.msgs,
             read_states=r.read_states,
-            must_sync=must_sync(
-                hard_state=hard,
-                prev=self._prev_hard,
-                entries_count=len(entries),
-                has_snapshot=log.unstable.snapshot is not None,
-            ),
+            must_sync=sync,
         )
         r.msgs = []
         r.read_states = []
@@ -212,9 +223,10 @@ class RawNode:
             index = ready.snapshot.metadata.index
             log.stable_snap_to(index)
             log.applied_to(index)
-        if ready.committed_entries:
-            log.applied_to(ready.committed_entries[-1].index)
-            self._raft.reduce_uncommitted_size(payload_size(ready.committed_entries))
+        committed = ready.committed_entries
+        if committed:
+            log.applied_to(committed[-1].index)
+            self._raft.reduce_uncommitted_size(payload_size(committed))
 
     # ------------------------------------------------------------- inspection
 
@@ -226,7 +238,7 @@ class RawNode:
         """A snapshot of the node's state; `progress` is filled only on the leader."""
         r = self._raft
         progress: dict[int, ProgressStatus] = {}
-        if r.state is StateType.LEADER:
+        if r.state is STATE_LEADER:
             for id in r.trk.ids():
                 pr = r.trk.progress[id]
                 progress[id] = ProgressStatus(

@@ -44,14 +44,15 @@ the application must apply idempotently.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from raft.types import Entry, HardState, Message, ReadState, Snapshot, SoftState
+from raft.types import Entry, HardState, Message, ReadState, Snapshot, SoftState, hot_record
 
 
-@dataclass(frozen=True, slots=True)
+@hot_record
 class Ready:
-    """One batch of work for the application; see the module docstring for the order."""
+    """One batch of work for the application; see the module docstring for the order.
+
+    A `hot_record` (raft/types.py): frozen for the type checker, never mutated."""
 
     # None when unchanged since the previous Ready.
     soft_state: SoftState | None

@@ -99,7 +99,7 @@ class MemoryStorage:
         offset = self._ents[0].index
         if lo <= offset:
             raise CompactedError(f"entry {lo} is compacted (first index {offset + 1})")
-        invariant(hi <= self.last_index() + 1, f"entries' hi({hi}) is out of bound")
+        invariant(hi <= self.last_index() + 1, "entries' hi(%d) is out of bound", hi)
         if len(self._ents) == 1:
             raise UnavailableError("the log holds only the snapshot point")
         return limit_size(self._ents[lo - offset : hi - offset], max_size)
@@ -160,7 +160,7 @@ class MemoryStorage:
         if first > entries[0].index:
             entries = entries[first - entries[0].index :]
         offset = entries[0].index - self._ents[0].index
-        invariant(offset <= len(self._ents), f"missing log entry before {entries[0].index}")
+        invariant(offset <= len(self._ents), "missing log entry before %d", entries[0].index)
         if offset < len(self._ents):
             del self._ents[offset:]
         self._ents.extend(entries)

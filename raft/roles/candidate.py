@@ -11,7 +11,18 @@ from typing import TYPE_CHECKING
 
 from raft.quorum import VoteResult
 from raft.roles import follower, leader
-from raft.types import CAMPAIGN_ELECTION, NONE, Message, MessageType, StateType
+from raft.types import (
+    CAMPAIGN_ELECTION,
+    MSG_APP,
+    MSG_HEARTBEAT,
+    MSG_PRE_VOTE_RESP,
+    MSG_PROP,
+    MSG_SNAP,
+    MSG_VOTE_RESP,
+    NONE,
+    STATE_PRE_CANDIDATE,
+    Message,
+)
 
 if TYPE_CHECKING:
     from raft.core import Raft
@@ -21,24 +32,24 @@ def step_candidate(r: Raft, m: Message) -> None:
     # Only responses to our own kind of campaign count: a stale MsgPreVoteResp must not be
     # tallied as a real vote.
     my_vote_resp = (
-        MessageType.PRE_VOTE_RESP if r.state is StateType.PRE_CANDIDATE else MessageType.VOTE_RESP
+        MSG_PRE_VOTE_RESP if r.state is STATE_PRE_CANDIDATE else MSG_VOTE_RESP
     )
     t = m.type
-    if t is MessageType.PROP:
+    if t is MSG_PROP:
         r.drop_proposal("no leader (campaigning)")
-    elif t is MessageType.APP:
+    elif t is MSG_APP:
         r.become_follower(m.term, m.from_)  # the sender is a leader of our term
         follower.handle_append_entries(r, m)
-    elif t is MessageType.HEARTBEAT:
+    elif t is MSG_HEARTBEAT:
         r.become_follower(m.term, m.from_)
         follower.handle_heartbeat(r, m)
-    elif t is MessageType.SNAP:
+    elif t is MSG_SNAP:
         r.become_follower(m.term, m.from_)
         follower.handle_snapshot(r, m)
     elif t is my_vote_resp:
         res = r.poll(m.from_, not m.reject)
         if res is VoteResult.WON:
-            if r.state is StateType.PRE_CANDIDATE:
+            if r.state is STATE_PRE_CANDIDATE:
                 r.campaign(CAMPAIGN_ELECTION)
             else:
                 r.become_leader()

@@ -9,7 +9,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from raft.errors import invariant
-from raft.types import CAMPAIGN_TRANSFER, NONE, Message, MessageType, ReadState, Snapshot, StateType
+from raft.types import (
+    CAMPAIGN_TRANSFER,
+    MSG_APP,
+    MSG_APP_RESP,
+    MSG_HEARTBEAT,
+    MSG_HEARTBEAT_RESP,
+    MSG_PROP,
+    MSG_READ_INDEX,
+    MSG_READ_INDEX_RESP,
+    MSG_SNAP,
+    MSG_TIMEOUT_NOW,
+    MSG_TRANSFER_LEADER,
+    NONE,
+    STATE_FOLLOWER,
+    Message,
+    ReadState,
+    Snapshot,
+)
 
 if TYPE_CHECKING:
     from raft.core import Raft
@@ -17,34 +34,34 @@ if TYPE_CHECKING:
 
 def step_follower(r: Raft, m: Message) -> None:
     t = m.type
-    if t is MessageType.APP:
+    if t is MSG_APP:
         r.election_elapsed = 0
         r.lead = m.from_
         handle_append_entries(r, m)
-    elif t is MessageType.HEARTBEAT:
+    elif t is MSG_HEARTBEAT:
         r.election_elapsed = 0
         r.lead = m.from_
         handle_heartbeat(r, m)
-    elif t is MessageType.SNAP:
+    elif t is MSG_SNAP:
         r.election_elapsed = 0
         r.lead = m.from_
         handle_snapshot(r, m)
-    elif t is MessageType.PROP:
+    elif t is MSG_PROP:
         if r.lead == NONE:
             r.drop_proposal("no leader")
         elif r.config.disable_proposal_forwarding:
             r.drop_proposal("proposal forwarding is disabled")
         r.send(_forward(m, r))
-    elif t is MessageType.TRANSFER_LEADER:
+    elif t is MSG_TRANSFER_LEADER:
         if r.lead != NONE:
             r.send(_forward(m, r))
-    elif t is MessageType.TIMEOUT_NOW:
+    elif t is MSG_TIMEOUT_NOW:
         # The leader hands us leadership: campaign at once, bypassing pre-vote and leases.
         r.hup(CAMPAIGN_TRANSFER)
-    elif t is MessageType.READ_INDEX:
+    elif t is MSG_READ_INDEX:
         if r.lead != NONE:
             r.send(_forward(m, r))
-    elif t is MessageType.READ_INDEX_RESP:
+    elif t is MSG_READ_INDEX_RESP:
         if len(m.entries) == 1:
             r.read_states.append(ReadState(m.index, m.entries[0].data))
 
@@ -54,7 +71,7 @@ def _forward(m: Message, r: Raft) -> Message:
     return Message(
         m.type,
         to=r.lead,
-        from_=m.from_ if m.type is MessageType.TRANSFER_LEADER else r.id,
+        from_=m.from_ if m.type is MSG_TRANSFER_LEADER else r.id,
         entries=m.entries,
         context=m.context,
     )
@@ -64,11 +81,11 @@ def handle_append_entries(r: Raft, m: Message) -> None:
     log = r.raft_log
     if m.index < log.committed:
         # Already committed here: acknowledge our commit so the leader moves next forward.
-        r.send(Message(MessageType.APP_RESP, to=m.from_, from_=r.id, term=r.term, index=log.committed))
+        r.send(Message(MSG_APP_RESP, to=m.from_, from_=r.id, term=r.term, index=log.committed))
         return
     last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
     if last_new is not None:
-        r.send(Message(MessageType.APP_RESP, to=m.from_, from_=r.id, term=r.term, index=last_new))
+        r.send(Message(MSG_APP_RESP, to=m.from_, from_=r.id, term=r.term, index=last_new))
         return
     # Raft §5.3 consistency check failed. Hint the leader with the last index whose term is
     # <= the term it probed with, so it can skip a whole divergent term per round trip.
@@ -76,7 +93,7 @@ def handle_append_entries(r: Raft, m: Message) -> None:
     hint_index, hint_term = log.find_conflict_by_term(hint_index, m.log_term)
     r.send(
         Message(
-            MessageType.APP_RESP,
+            MSG_APP_RESP,
             to=m.from_,
             from_=r.id,
             term=r.term,
@@ -92,7 +109,7 @@ def handle_heartbeat(r: Raft, m: Message) -> None:
     # The leader sends min(match, commit), so this never passes our last index.
     r.raft_log.commit_to(m.commit)
     r.send(
-        Message(MessageType.HEARTBEAT_RESP, to=m.from_, from_=r.id, term=r.term, context=m.context)
+        Message(MSG_HEARTBEAT_RESP, to=m.from_, from_=r.id, term=r.term, context=m.context)
     )
 
 
@@ -102,7 +119,7 @@ def handle_snapshot(r: Raft, m: Message) -> None:
         index = r.raft_log.last_index()
     else:
         index = r.raft_log.committed
-    r.send(Message(MessageType.APP_RESP, to=m.from_, from_=r.id, term=r.term, index=index))
+    r.send(Message(MSG_APP_RESP, to=m.from_, from_=r.id, term=r.term, index=index))
 
 
 def restore(r: Raft, s: Snapshot) -> bool:
@@ -113,7 +130,7 @@ def restore(r: Raft, s: Snapshot) -> bool:
         return False
     # Candidates become followers before handling a MsgSnap and a leader never gets one
     # for its own term (one leader per term), so only followers reach this point.
-    invariant(r.state is StateType.FOLLOWER, "only followers restore snapshots")
+    invariant(r.state is STATE_FOLLOWER, "only followers restore snapshots")
     cs = meta.conf_state
     if r.id not in cs.voters and r.id not in cs.learners:
         # A snapshot from a config we are not part of: ignore it.

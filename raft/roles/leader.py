@@ -19,15 +19,32 @@ from typing import TYPE_CHECKING
 from raft import confchange
 from raft.errors import SnapshotTemporarilyUnavailableError, invariant
 from raft.types import (
+    ENTRY_CONF_CHANGE,
+    ENTRY_NORMAL,
+    MSG_APP,
+    MSG_APP_RESP,
+    MSG_BEAT,
+    MSG_CHECK_QUORUM,
+    MSG_HEARTBEAT,
+    MSG_HEARTBEAT_RESP,
+    MSG_PROP,
+    MSG_READ_INDEX,
+    MSG_READ_INDEX_RESP,
+    MSG_SNAP,
+    MSG_SNAP_STATUS,
+    MSG_TIMEOUT_NOW,
+    MSG_TRANSFER_LEADER,
+    MSG_UNREACHABLE,
     NONE,
+    PR_PROBE,
+    PR_REPLICATE,
+    PR_SNAPSHOT,
+    READ_LEASE_BASED,
+    READ_SAFE,
+    STATE_LEADER,
     Entry,
-    EntryType,
     Message,
-    MessageType,
-    ProgressState,
-    ReadOnlyOption,
     ReadState,
-    StateType,
 )
 
 if TYPE_CHECKING:
@@ -36,10 +53,10 @@ if TYPE_CHECKING:
 
 def step_leader(r: Raft, m: Message) -> None:
     t = m.type
-    if t is MessageType.BEAT:
+    if t is MSG_BEAT:
         bcast_heartbeat(r)
         return
-    if t is MessageType.CHECK_QUORUM:
+    if t is MSG_CHECK_QUORUM:
         if not r.trk.quorum_active():
             # We cannot hear from a quorum: another leader may exist. Step down so clients
             # stop being served by a deposed leader.
@@ -48,27 +65,27 @@ def step_leader(r: Raft, m: Message) -> None:
             if id != r.id:
                 other.recent_active = False
         return
-    if t is MessageType.PROP:
+    if t is MSG_PROP:
         _handle_proposal(r, m)
         return
-    if t is MessageType.READ_INDEX:
+    if t is MSG_READ_INDEX:
         _handle_read_index(r, m)
         return
 
     pr = r.trk.progress.get(m.from_)
     if pr is None:
         return
-    if t is MessageType.APP_RESP:
+    if t is MSG_APP_RESP:
         pr.recent_active = True
         if m.reject:
             _handle_append_reject(r, m)
             return
         old_paused = pr.is_paused()
-        if not (pr.maybe_update(m.index) or (pr.match == m.index and pr.state is ProgressState.PROBE)):
+        if not (pr.maybe_update(m.index) or (pr.match == m.index and pr.state is PR_PROBE)):
             return
-        if pr.state is ProgressState.PROBE:
+        if pr.state is PR_PROBE:
             pr.become_replicate()
-        elif pr.state is ProgressState.SNAPSHOT:
+        elif pr.state is PR_SNAPSHOT:
             if pr.match + 1 >= r.raft_log.first_index():
                 # The snapshot (or enough of the log) arrived: resume normal replication.
                 pr.become_probe()
@@ -85,33 +102,33 @@ def step_leader(r: Raft, m: Message) -> None:
             pass
         if m.from_ == r.lead_transferee and pr.match == r.raft_log.last_index():
             send_timeout_now(r, m.from_)
-    elif t is MessageType.HEARTBEAT_RESP:
+    elif t is MSG_HEARTBEAT_RESP:
         pr.recent_active = True
         pr.probe_sent = False
-        if pr.state is ProgressState.REPLICATE and pr.inflights.full():
+        if pr.state is PR_REPLICATE and pr.inflights.full():
             pr.inflights.free_first_one()
         if pr.match < r.raft_log.last_index():
             send_append(r, m.from_)
-        if r.read_only.option is not ReadOnlyOption.SAFE or not m.context:
+        if r.read_only.option is not READ_SAFE or not m.context:
             return
         acks = r.read_only.recv_ack(m.from_, m.context)
         if acks is None or not _is_quorum(r, acks):
             return
         for rs in r.read_only.advance(m.context):
             _respond_to_read_index(r, rs.req, rs.index)
-    elif t is MessageType.SNAP_STATUS:
-        if pr.state is not ProgressState.SNAPSHOT:
+    elif t is MSG_SNAP_STATUS:
+        if pr.state is not PR_SNAPSHOT:
             return
         if m.reject:
             pr.pending_snapshot = 0
         pr.become_probe()
         # Wait for a heartbeat response (or an append response) before the next probe.
         pr.probe_sent = True
-    elif t is MessageType.UNREACHABLE:
+    elif t is MSG_UNREACHABLE:
         # Optimistic replication to an unreachable peer would only lose messages.
-        if pr.state is ProgressState.REPLICATE:
+        if pr.state is PR_REPLICATE:
             pr.become_probe()
-    elif t is MessageType.TRANSFER_LEADER:
+    elif t is MSG_TRANSFER_LEADER:
         _handle_transfer_leader(r, m, pr.is_learner)
 
 
@@ -127,7 +144,7 @@ def _handle_append_reject(r: Raft, m: Message) -> None:
         # our own log has that term or less, skipping our divergent entries too.
         next_probe, _ = r.raft_log.find_conflict_by_term(m.reject_hint, m.log_term)
     if pr.maybe_decr_to(m.index, next_probe):
-        if pr.state is ProgressState.REPLICATE:
+        if pr.state is PR_REPLICATE:
             pr.become_probe()
         send_append(r, m.from_)
 
@@ -141,7 +158,7 @@ def _handle_proposal(r: Raft, m: Message) -> None:
         r.drop_proposal(f"leadership transfer to {r.lead_transferee} in progress")
     entries: Sequence[Entry] = m.entries
     for i, e in enumerate(m.entries):
-        if e.type is not EntryType.CONF_CHANGE:
+        if e.type is not ENTRY_CONF_CHANGE:
             continue
         cc = confchange.decode(e)
         # One change at a time: a change proposed while another is unapplied, or one that
@@ -182,7 +199,7 @@ def propose_local(r: Raft, datas: Sequence[bytes]) -> bool:
     a MsgProp, with the same effect as stepping one. Returns False (doing nothing) whenever
     a check of the slow path could apply: not leader, transfer, size limit, not a member."""
     if (
-        r.state is not StateType.LEADER
+        r.state is not STATE_LEADER
         or r.lead_transferee != NONE
         or r.max_uncommitted_size > 0
         or r.id not in r.trk.progress
@@ -191,7 +208,7 @@ def propose_local(r: Raft, datas: Sequence[bytes]) -> bool:
     log = r.raft_log
     li = log.last_index()
     term = r.term
-    normal = EntryType.NORMAL
+    normal = ENTRY_NORMAL
     new = [Entry(term, li + 1 + i, normal, d) for i, d in enumerate(datas)]
     log.unstable.truncate_and_append(new)
     r.uncommitted_size += sum(map(len, datas))
@@ -263,7 +280,7 @@ def maybe_send_append(r: Raft, to: int, *, send_if_empty: bool) -> bool:
     # Non-empty unless send_if_empty (next > last_index was checked above).
     ents = log.entries(pr.next, r.max_msg_size)
     if ents:
-        if pr.state is ProgressState.REPLICATE:
+        if pr.state is PR_REPLICATE:
             last = ents[-1].index
             pr.optimistic_update(last)
             pr.inflights.add(last)
@@ -271,7 +288,7 @@ def maybe_send_append(r: Raft, to: int, *, send_if_empty: bool) -> bool:
             pr.probe_sent = True
     r.send(
         Message(
-            MessageType.APP,
+            MSG_APP,
             to=to,
             from_=r.id,
             term=r.term,
@@ -296,7 +313,7 @@ def _send_snapshot(r: Raft, to: int) -> bool:
         return False
     invariant(not snapshot.is_empty, "need non-empty snapshot")
     pr.become_snapshot(snapshot.metadata.index)
-    r.send(Message(MessageType.SNAP, to=to, from_=r.id, term=r.term, snapshot=snapshot))
+    r.send(Message(MSG_SNAP, to=to, from_=r.id, term=r.term, snapshot=snapshot))
     return True
 
 
@@ -312,7 +329,7 @@ def send_heartbeat(r: Raft, to: int, ctx: bytes) -> None:
     # Never tell a follower to commit beyond what it has: it may not have those entries.
     commit = min(r.trk.progress[to].match, r.raft_log.committed)
     r.send(
-        Message(MessageType.HEARTBEAT, to=to, from_=r.id, term=r.term, commit=commit, context=ctx)
+        Message(MSG_HEARTBEAT, to=to, from_=r.id, term=r.term, commit=commit, context=ctx)
     )
 
 
@@ -328,7 +345,7 @@ def _handle_read_index(r: Raft, m: Message) -> None:
 
 def _start_read_index(r: Raft, reqs: list[Message]) -> None:
     committed = r.raft_log.committed
-    if r.read_only.option is ReadOnlyOption.LEASE_BASED:
+    if r.read_only.option is READ_LEASE_BASED:
         for m in reqs:
             _respond_to_read_index(r, m, committed)
         return
@@ -353,7 +370,7 @@ def _respond_to_read_index(r: Raft, req: Message, index: int) -> None:
         r.read_states.append(ReadState(index, req.entries[0].data))
         return
     r.send(
-        Message(MessageType.READ_INDEX_RESP, to=req.from_, from_=r.id, term=r.term, index=index, entries=req.entries)
+        Message(MSG_READ_INDEX_RESP, to=req.from_, from_=r.id, term=r.term, index=index, entries=req.entries)
     )
 
 
@@ -377,4 +394,4 @@ def _handle_transfer_leader(r: Raft, m: Message, is_learner: bool) -> None:
 
 
 def send_timeout_now(r: Raft, to: int) -> None:
-    r.send(Message(MessageType.TIMEOUT_NOW, to=to, from_=r.id, term=r.term))
+    r.send(Message(MSG_TIMEOUT_NOW, to=to, from_=r.id, term=r.term))

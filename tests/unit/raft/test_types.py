@@ -7,16 +7,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from raft import errors
-from raft.ready import must_sync
+from raft.ready import Ready, must_sync
 from raft.types import (
     EMPTY_HARD_STATE,
+    MSG_APP,
     ConfChange,
     ConfChangeType,
     Entry,
     HardState,
+    Message,
+    MessageType,
     Snapshot,
     SnapshotMetadata,
     entry_size,
+    hot_record,
     payload_size,
 )
 
@@ -41,7 +45,24 @@ def test_records() -> None:
     assert payload_size(es) == 3
     assert entry_size(es[0]) == 19
     with pytest.raises(AttributeError):
-        es[0].term = 2  # type: ignore[misc]
+        Snapshot().data = b"x"  # type: ignore[misc]
+
+
+def test_hot_records_are_frozen_for_the_type_checker() -> None:
+    # Entry, Message, HardState and Ready skip the runtime freeze for speed (types.py
+    # docstring); mypy sees them as frozen through dataclass_transform(frozen_default=True).
+    spec = hot_record.__dataclass_transform__  # type: ignore[attr-defined]
+    # Python 3.11 keeps unknown options under "kwargs"; 3.12+ has frozen_default itself.
+    assert spec.get("frozen_default", spec.get("kwargs", {}).get("frozen_default")) is True
+    for cls in (Entry, Message, HardState, Ready):
+        assert "__slots__" in vars(cls)
+    e = Entry(1, 2, data=b"x")
+    with pytest.raises(AttributeError):
+        e.extra = 1  # type: ignore[attr-defined]
+    # Same value semantics as a frozen dataclass: equality and a field-based hash.
+    assert e == Entry(1, 2, data=b"x") and hash(e) == hash(Entry(1, 2, data=b"x"))
+    assert len({Message(MessageType.APP, to=2), Message(MSG_APP, to=2)}) == 1
+    assert hash(HardState(1, 2, 3)) == hash(HardState(1, 2, 3))
 
 
 def test_must_sync() -> None:
