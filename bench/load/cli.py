@@ -35,6 +35,7 @@ from bench.load.report import (
     format_ratios,
     format_rss,
     format_run,
+    format_threads,
     save_json,
     to_json,
 )
@@ -170,6 +171,10 @@ def run(args: argparse.Namespace) -> int:
                 preload_batch=args.preload_batch,
             ))
             print(format_rss(rss[-1]), flush=True)
+    threads = format_threads(results)
+    if threads:
+        print("\nserver's busiest thread (the serial ceiling):")
+        print("\n".join(threads))
     ratios = format_ratios(results)
     if ratios:
         print("\nkvstore / etcd:")

@@ -51,15 +51,34 @@ class ProcSample:
     # (mmap'd files such as LMDB's data file, which the kernel can drop and re-read).
     rss_anon_bytes: int = 0
     rss_file_bytes: int = 0
+    # CPU seconds of each thread (tid -> s): the busiest thread bounds a server whose hot
+    # path is serial (one event loop), however many cores the machine has.
+    thread_cpu_s: tuple[tuple[int, float], ...] = ()
 
 
-def sample_proc(pid: int) -> ProcSample:
-    """CPU seconds so far and RSS of process `pid` (Linux /proc)."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
+def _stat_cpu_s(path: str) -> float:
+    with open(path, "rb") as f:
         stat = f.read().decode()
     # The command name (field 2) may contain spaces; the fields after its ')' are fixed.
     fields = stat[stat.rindex(")") + 2 :].split()
-    cpu_s = (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14, 15)
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14, 15)
+
+
+def busiest_thread_cpu_s(before: ProcSample, after: ProcSample) -> float:
+    """The largest CPU time one thread used between two samples."""
+    old = dict(before.thread_cpu_s)
+    return max((cpu - old.get(tid, 0.0) for tid, cpu in after.thread_cpu_s), default=0.0)
+
+
+def sample_proc(pid: int) -> ProcSample:
+    """CPU seconds so far (whole process and per thread) and RSS of `pid` (Linux /proc)."""
+    cpu_s = _stat_cpu_s(f"/proc/{pid}/stat")
+    threads = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            threads.append((int(tid), _stat_cpu_s(f"/proc/{pid}/task/{tid}/stat")))
+        except FileNotFoundError:  # the thread ended between listdir and open
+            continue
     fields_kib = {"VmRSS": 0, "VmHWM": 0, "RssAnon": 0, "RssFile": 0}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -70,6 +89,7 @@ def sample_proc(pid: int) -> ProcSample:
         cpu_s=cpu_s, rss_bytes=fields_kib["VmRSS"] * 1024,
         rss_peak_bytes=fields_kib["VmHWM"] * 1024,
         rss_anon_bytes=fields_kib["RssAnon"] * 1024, rss_file_bytes=fields_kib["RssFile"] * 1024,
+        thread_cpu_s=tuple(threads),
     )
 
 

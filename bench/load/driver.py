@@ -26,7 +26,7 @@ from typing import IO, Any
 import grpc
 
 from api.proto import rpc_pb2, rpc_pb2_grpc
-from bench.load.cluster import REPO, ProcSample, sample_proc
+from bench.load.cluster import REPO, ProcSample, busiest_thread_cpu_s, sample_proc
 from bench.load.errors import WorkerError, invariant
 from bench.load.histogram import Histogram, Summary
 from bench.load.workloads import WorkerSpec, key_of
@@ -76,6 +76,11 @@ class RunResult:
     # Load-generator CPU over its wall time, as a fraction of one core per process: near 1.0
     # means the client, not the server, set the pace.
     client_busy: float = 0.0
+    # CPU ms per op of the server's busiest thread, and the throughput that thread could
+    # reach with a whole core to itself (1000 / that): the ceiling of a serial hot path,
+    # independent of how many other processes share the machine.
+    thread_ms_per_op: float | None = None
+    thread_ceiling_ops: float | None = None
 
     @property
     def shape(self) -> str:
@@ -203,10 +208,14 @@ def _merge(
             subs.setdefault(name, Histogram()).merge(Histogram.from_json(h))
         for name, n in r["counters"].items():
             counters[name] = counters.get(name, 0) + int(n)
-    cpu_s = cpu_ms = None
+    cpu_s = cpu_ms = thread_ms = ceiling = None
     if before is not None and after is not None:
         cpu_s = after.cpu_s - before.cpu_s
         cpu_ms = cpu_s * 1000.0 / ops if ops else None
+        busiest = busiest_thread_cpu_s(before, after)
+        if ops and busiest > 0:
+            thread_ms = busiest * 1000.0 / ops
+            ceiling = 1000.0 / thread_ms
     return RunResult(
         target=target, workload=plan.workload, conns=plan.conns,
         clients=plan.clients if plan.workload != "watch" else 0, procs=procs,
@@ -216,7 +225,7 @@ def _merge(
         server_cpu_s=cpu_s, cpu_ms_per_op=cpu_ms,
         rss_peak_bytes=after.rss_peak_bytes if after else None,
         rss_bytes=after.rss_bytes if after else None, first_error=first_error,
-        client_busy=busy,
+        client_busy=busy, thread_ms_per_op=thread_ms, thread_ceiling_ops=ceiling,
     )
 
 

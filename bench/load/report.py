@@ -89,6 +89,15 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}"
 
 
+def format_threads(results: list[RunResult]) -> list[str]:
+    """Per run: the server's busiest thread, CPU ms per op and the ceiling it implies."""
+    return [
+        f"{r.target:<9} {r.workload:<19} {r.shape:<10} busiest thread {r.thread_ms_per_op:.3f} "
+        f"ms/op -> <= {r.thread_ceiling_ops:.0f} ops/s with a free core"
+        for r in results if r.thread_ms_per_op is not None and r.thread_ceiling_ops is not None
+    ]
+
+
 def format_ratios(results: list[RunResult]) -> list[str]:
     by_key = {(r.target, r.workload, r.shape): r for r in results}
     lines = []

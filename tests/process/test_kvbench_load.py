@@ -57,6 +57,9 @@ def test_workload_reports_throughput_latency_cpu_and_rss(server: BenchServer, wo
     assert result.server_cpu_s is not None and result.server_cpu_s >= 0
     assert result.cpu_ms_per_op is not None
     assert result.rss_peak_bytes is not None and result.rss_peak_bytes > 1 << 20
+    if result.thread_ms_per_op is not None:  # None only if no thread got a CPU tick
+        assert result.thread_ceiling_ops is not None and result.thread_ceiling_ops > 0
+        assert result.thread_ms_per_op <= result.cpu_ms_per_op + 1e-9
     if workload == "watch":
         delivered, expected, full = watch_delivery(result)
         assert result.counters["puts"] >= 40  # 50 puts/s for 1 s, give or take the pacing
