@@ -28,6 +28,7 @@ from dataclasses import replace
 
 from bench.load.cluster import BenchServer, etcd_binary, sample_proc
 from bench.load.driver import LoadPlan, RunResult, preload, run_load
+from bench.load.errors import LoadError
 from bench.load.report import (
     HEADER,
     RssResult,
@@ -121,6 +122,14 @@ def _targets(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except LoadError as exc:
+        print(f"kvbench load: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.compare_etcd and not args.endpoints and etcd_binary() is None:
         print("kvbench load: --compare-etcd needs the etcd binary on PATH", file=sys.stderr)
         return 2
