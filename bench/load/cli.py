@@ -1,4 +1,6 @@
-"""`kvbench load`: argument parsing and the run loop (workload x shape x target).
+"""`kvbench load`: etcd-API load (put, range, txn CAS, watch fan-out, leases), kvstore vs etcd.
+
+This module holds the arguments and the run loop (workload x shape x target).
 
 By default every (workload, shape) runs on a *fresh* single kvstore member started on free
 loopback ports in a temp dir, and with --compare-etcd on a fresh etcd 3.4 right after it, so
@@ -24,7 +26,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 
 from bench.load.cluster import BenchServer, etcd_binary, sample_proc
 from bench.load.driver import LoadPlan, RunResult, preload, run_load
@@ -160,7 +161,6 @@ def _run(args: argparse.Namespace) -> int:
                                 batch=args.preload_batch,
                                 val_size=args.preload_val_size or args.val_size,
                                 key_space=max(args.key_space, count))
-                        plan = replace(plan, key_space=max(args.key_space, min(count, args.key_space)))
                     result = run_load(plan, endpoints, target=kind, server_pid=pid)
                 results.append(result)
                 print(format_run(result), flush=True)
