@@ -203,11 +203,7 @@ class Watcher:
         return self._buffered_events
 
     def matches(self, key: bytes) -> bool:
-        if not self.range_end:
-            return key == self.key
-        if self.range_end == FROM_KEY:
-            return key >= self.key
-        return self.key <= key < self.range_end
+        return _in_range(key, self.key, self.range_end)
 
     def take(self, max_events: int) -> WatchBatch | None:
         """Pop up to max_events buffered events (at least one whole revision), or None."""
@@ -234,9 +230,10 @@ class WatchHub:
         self.watchers_max = watchers_max
         self.sync_watchers_max = sync_watchers_max
         self._notified_revision = store.current_revision
-        # Synced watchers, indexed for notify: single keys by key, ranges in one dict.
+        # Synced watchers, indexed for notify: single keys by key, ranges by (key, range_end)
+        # so that many watchers of one prefix (a common fan-out) match each event once.
         self._synced_keys: dict[bytes, dict[Watcher, None]] = {}
-        self._synced_ranges: dict[Watcher, None] = {}
+        self._synced_ranges: dict[tuple[bytes, bytes], dict[Watcher, None]] = {}
         # Insertion-ordered dicts used as ordered sets (round-robin catch-up).
         self._unsynced: dict[Watcher, None] = {}
         self._victims: dict[Watcher, None] = {}
@@ -324,7 +321,9 @@ class WatchHub:
 
     def counts(self) -> dict[str, int]:
         """Group sizes, for metrics."""
-        synced = len(self._synced_ranges) + sum(len(s) for s in self._synced_keys.values())
+        synced = sum(len(s) for s in self._synced_ranges.values()) + sum(
+            len(s) for s in self._synced_keys.values()
+        )
         return {"synced": synced, "unsynced": len(self._unsynced), "victim": len(self._victims)}
 
     # --- live path ----------------------------------------------------------------------
@@ -340,25 +339,34 @@ class WatchHub:
             not groups or (groups[0][0] > self._notified_revision and groups[-1][0] <= revision),
             f"notify({revision}) events outside ({self._notified_revision}, {revision}]",
         )
-        # Collect, per synced watcher, its matching events; most notifies touch few watchers.
-        touched: dict[Watcher, list[tuple[int, list[Event]]]] = {}
+        # Collect, per synced watcher, its matching events of each revision. The tuples are
+        # shared by all watchers of one key or range; most notifies touch few watchers.
+        touched: dict[Watcher, list[tuple[int, tuple[Event, ...]]]] = {}
         for rev, evs in groups:
-            for ev in evs:
-                for w in self._synced_keys.get(ev.kv.key, ()):
-                    _append(touched, w, rev, ev)
-            for w in self._synced_ranges:
+            if self._synced_keys:
+                by_key: dict[bytes, list[Event]] = {}
                 for ev in evs:
-                    if w.matches(ev.kv.key):
-                        _append(touched, w, rev, ev)
+                    if ev.kv.key in self._synced_keys:
+                        by_key.setdefault(ev.kv.key, []).append(ev)
+                for k, kevs in by_key.items():
+                    matched = tuple(kevs)
+                    for w in self._synced_keys[k]:
+                        touched.setdefault(w, []).append((rev, matched))
+            for (key, range_end), ws in self._synced_ranges.items():
+                matched = tuple(ev for ev in evs if _in_range(ev.kv.key, key, range_end))
+                if matched:
+                    for w in ws:
+                        touched.setdefault(w, []).append((rev, matched))
         previous = self._notified_revision
         self._notified_revision = revision
+        stripped: dict[int, tuple[Event, ...]] = {}
         for w, per_rev in touched.items():
             next_revision = max(w._next_revision, previous + 1)
             was_empty = w._buffered_events == 0
-            for rev, evs in per_rev:
+            for rev, matched_events in per_rev:
                 if rev < next_revision:
                     continue  # already read from the store by sync_unsynced
-                delivered = self._filter(w, evs)
+                delivered = self._filter(w, matched_events, stripped)
                 if delivered and not self._has_room(w, len(delivered)):
                     # Slow consumer: leave the live path at `rev`; the store keeps the rest.
                     w._next_revision = rev
@@ -450,7 +458,7 @@ class WatchHub:
                 w._next_revision <= rev <= current,
                 f"store returned revision {rev} outside [{w._next_revision}, {current}]",
             )
-            delivered = self._filter(w, evs)
+            delivered = self._filter(w, tuple(evs), None)
             if delivered and not self._has_room(w, len(delivered)):
                 return False
             if delivered:
@@ -517,7 +525,26 @@ class WatchHub:
         # An empty buffer takes any one revision, however large, or the watcher would stall.
         return w._buffered_events == 0 or w._buffered_events + n <= self.buffer_events_max
 
-    def _filter(self, w: Watcher, events: Sequence[Event]) -> tuple[Event, ...]:
+    def _filter(
+        self,
+        w: Watcher,
+        events: tuple[Event, ...],
+        stripped: dict[int, tuple[Event, ...]] | None,
+    ) -> tuple[Event, ...]:
+        """The events w wants: filters applied, prev_kv dropped unless asked for.
+
+        `stripped` caches, per shared events tuple (by id, valid during one notify), the
+        prev_kv-less copy, so a fan-out to many watchers strips each event once.
+        """
+        if not w.filters:
+            if w.prev_kv or all(ev.prev_kv is None for ev in events):
+                return events
+            if stripped is None:
+                return tuple(replace(ev, prev_kv=None) for ev in events)
+            cached = stripped.get(id(events))
+            if cached is None:
+                cached = stripped[id(events)] = tuple(replace(ev, prev_kv=None) for ev in events)
+            return cached
         out: list[Event] = []
         for ev in events:
             if ev.type is EventType.PUT and WatchFilter.NOPUT in w.filters:
@@ -540,14 +567,17 @@ class WatchHub:
     def _add_synced(self, w: Watcher) -> None:
         w._group = _Group.SYNCED
         if w.range_end:
-            self._synced_ranges[w] = None
+            self._synced_ranges.setdefault((w.key, w.range_end), {})[w] = None
         else:
             self._synced_keys.setdefault(w.key, {})[w] = None
 
     def _remove_from_group(self, w: Watcher) -> None:
         if w._group is _Group.SYNCED:
             if w.range_end:
-                del self._synced_ranges[w]
+                group = self._synced_ranges[(w.key, w.range_end)]
+                del group[w]
+                if not group:
+                    del self._synced_ranges[(w.key, w.range_end)]
             else:
                 keyed = self._synced_keys[w.key]
                 del keyed[w]
@@ -584,11 +614,9 @@ def _group_by_revision(events: Sequence[Event]) -> list[tuple[int, list[Event]]]
     return groups
 
 
-def _append(
-    touched: dict[Watcher, list[tuple[int, list[Event]]]], w: Watcher, rev: int, ev: Event
-) -> None:
-    per_rev = touched.setdefault(w, [])
-    if per_rev and per_rev[-1][0] == rev:
-        per_rev[-1][1].append(ev)
-    else:
-        per_rev.append((rev, [ev]))
+def _in_range(k: bytes, key: bytes, range_end: bytes) -> bool:
+    if not range_end:
+        return k == key
+    if range_end == FROM_KEY:
+        return k >= key
+    return key <= k < range_end
