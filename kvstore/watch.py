@@ -42,8 +42,12 @@ work for `sync_unsynced`, and a watcher's `on_ready(watcher)` when it has someth
 
 Progress (etcd#15220): `progress_revision(watcher)` is a revision R such that every event of
 the watcher with revision <= R has been taken, and every event not yet taken has a revision
-> R. It is never above the first buffered event, nor above the last notified revision for a
-synced watcher, so a progress notification can never overtake an event.
+> R. It is never at or above the first buffered event, and never above a revision that was
+committed but not yet looked at for the watcher (notified, or read from the store), so a
+progress notification can never overtake an event.
+
+Threads: the hub is not thread-safe. The node calls every method from its event loop thread;
+`events_since` may run while the apply thread commits (the store reads a consistent snapshot).
 """
 
 from __future__ import annotations
