@@ -15,7 +15,6 @@ or is unexpected and answered as UNKNOWN with its message (and logged, since it 
         |-- RootUserNotExistError        FAILED_PRECONDITION "etcdserver: root user does not exist"
         |-- UserNotFoundError            FAILED_PRECONDITION "etcdserver: user name not found"
         |-- RoleNotFoundError            FAILED_PRECONDITION "etcdserver: role name not found"
-        |-- MemberNotLearnerError        FAILED_PRECONDITION "etcdserver: can only promote a learner member"
         `-- NotSupportedError            UNIMPLEMENTED       (message given by the caller)
 
 `to_status(exc)` is the table lookup; `rpc_error_status` is the same for a servicer that
@@ -36,7 +35,6 @@ from kvstore.errors import KvError
 __all__ = [
     "ApiError",
     "AuthNotEnabledError",
-    "MemberNotLearnerError",
     "NotSupportedError",
     "RequestTooLargeApiError",
     "RoleNotFoundError",
@@ -82,11 +80,6 @@ class UserNotFoundError(ApiError):
 
 class RoleNotFoundError(ApiError):
     message = "etcdserver: role name not found"
-    grpc_code = "FAILED_PRECONDITION"
-
-
-class MemberNotLearnerError(ApiError):
-    message = "etcdserver: can only promote a learner member"
     grpc_code = "FAILED_PRECONDITION"
 
 

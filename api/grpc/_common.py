@@ -25,7 +25,7 @@ import grpc
 from api.errors import RequestTooLargeApiError, to_status
 from api.proto import rpc_pb2
 from api.server.metrics import METRICS
-from api.service.backend import Backend, NoLeaderError
+from api.service.backend import Backend, LearnerNotSupportedError, NoLeaderError
 
 __all__ = [
     "ServiceLimits",
@@ -81,6 +81,18 @@ def check_request_size(request: Any, limits: ServiceLimits) -> None:
         raise RequestTooLargeApiError()
 
 
+# What a learner serves (etcd's learner rules): Status, and Range when serializable.
+def reject_learner(backend: Backend, method: str, request: Any) -> None:
+    is_learner = getattr(backend, "is_learner", None)
+    if is_learner is None or not is_learner():
+        return
+    if method == "Status":
+        return
+    if method == "Range" and getattr(request, "serializable", False):
+        return
+    raise LearnerNotSupportedError()
+
+
 def require_leader(backend: Backend, context: Any) -> bool:
     """True when the call carries hasleader=true; raises NoLeaderError if there is none."""
     metadata = context.invocation_metadata() or ()
@@ -113,6 +125,7 @@ def unary_rpc(
         service = self.SERVICE
         METRICS.grpc_started_total.labels("unary", service, method).inc()
         try:
+            reject_learner(self.backend, method, request)
             require_leader(self.backend, context)
             response = await fn(self, request, context)
         except asyncio.CancelledError:
@@ -146,6 +159,7 @@ def stream_rpc(
             service = self.SERVICE
             METRICS.grpc_started_total.labels(grpc_type, service, method).inc()
             try:
+                reject_learner(self.backend, method, None)
                 require_leader(self.backend, context)
                 async for response in fn(self, request, context):
                     yield response

@@ -48,6 +48,14 @@ class MemberAttributes:
     client_urls: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class MemberUpdate:
+    """New peer URLs of a member (etcdserverpb.MemberUpdate): not a raft conf change."""
+
+    member_id: int
+    peer_urls: tuple[str, ...]
+
+
 _REGISTRY: tuple[type, ...] = (
     kt.KeyValue,  # 1
     kt.RangeRequest,  # 2
@@ -61,6 +69,7 @@ _REGISTRY: tuple[type, ...] = (
     kt.LeaseCheckpointRequest,  # 10
     AlarmRequest,  # 11
     MemberAttributes,  # 12
+    MemberUpdate,  # 13
 )
 _CODE_OF: dict[type, int] = {cls: code for code, cls in enumerate(_REGISTRY, start=1)}
 

@@ -71,6 +71,7 @@ class ServerConfig:
     strict_reconfig_check: bool
     force_new_cluster: bool
     test_partition_file: str = ""
+    auto_promote_learners: bool = False
     unrecognized_env: tuple[str, ...] = field(default=())
 
     @property
@@ -166,6 +167,7 @@ _FLAGS: dict[str, tuple[object, object, str]] = {
     "strict-reconfig-check": (_bool, True, "Reject reconfiguration requests that would cause quorum loss."),
     "force-new-cluster": (_bool, False, "Force to create a new one member cluster."),
     "experimental-test-partition-file": (str, "", "TEST ONLY: file of peer IDs (hex) to cut off."),
+    "experimental-auto-promote-learners": (_bool, False, "Promote a learner once it has caught up (beyond etcd)."),
 }
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
@@ -325,6 +327,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfi
         strict_reconfig_check=bool(values["strict_reconfig_check"]),
         force_new_cluster=bool(values["force_new_cluster"]),
         test_partition_file=str(values["experimental_test_partition_file"]),
+        auto_promote_learners=bool(values["experimental_auto_promote_learners"]),
         unrecognized_env=tuple(unknown_env),
     )
     config.member_id  # noqa: B018 -- raises ConfigError when the name is not in the cluster

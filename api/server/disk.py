@@ -49,6 +49,9 @@ class Recovered:
     snapshot_index: int
     snapshot_term: int
     fresh: bool
+    # The identity recorded in the WAL at bootstrap; a restart ignores the bootstrap flags.
+    cluster_id: int
+    member_id: int
 
 
 # The WAL stores entry types as etcd's raftpb numbers.
@@ -101,6 +104,19 @@ class MemberDisk:
         _fsync_dir(self.member_dir)
         return self.recover(expect_ids=(cluster.cluster_id, member_id), fresh=True)
 
+    def bootstrap_join(self, cluster: ClusterState, *, member_id: int) -> Recovered:
+        """First start of a member added to a running cluster: no log and no voters yet
+        (the leader sends a snapshot); a snapshot at index 0 holds the fetched member list."""
+        self.snapshotter.save(snap.SnapshotMeta(index=0, term=0), cluster.encode())
+        tmp = self.wal_dir + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        w = wal.WAL.create(tmp, msgpack.packb([cluster.cluster_id, member_id]), wals_max=self._wals_max)
+        w.save_snapshot_marker(wal.SnapshotMarker(index=0, term=0))
+        w.close()
+        os.rename(tmp, self.wal_dir)
+        _fsync_dir(self.member_dir)
+        return self.recover(expect_ids=(cluster.cluster_id, member_id), fresh=True)
+
     def recover(self, *, expect_ids: tuple[int, int] | None, fresh: bool = False) -> Recovered:
         markers = wal.valid_snapshot_markers(self.wal_dir)
         allowed = {(m.term, m.index) for m in markers}
@@ -126,14 +142,15 @@ class MemberDisk:
             )
         cs = ConfState(voters=m.conf_state.voters, learners=m.conf_state.learners)
         storage = MemoryStorage()
-        storage.apply_snapshot(Snapshot(SnapshotMetadata(m.index, m.term, cs), b""))
+        if m.index > 0:
+            storage.apply_snapshot(Snapshot(SnapshotMetadata(m.index, m.term, cs), body))
         hs = result.hard_state
         if (hs.term, hs.vote, hs.commit) != (0, 0, 0):
             storage.set_hard_state(HardState(term=hs.term, vote=hs.vote, commit=hs.commit))
         if result.entries:
             storage.append([_from_wal_entry(e) for e in result.entries])
         self.storage = storage
-        return Recovered(storage, cluster, m.index, m.term, fresh)
+        return Recovered(storage, cluster, m.index, m.term, fresh, cluster_id, member_id)
 
     # ------------------------------------------------------------ Ready steps 1-2
 

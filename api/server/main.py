@@ -60,8 +60,13 @@ async def serve(config: ServerConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print("ready to serve client requests", file=sys.stderr, flush=True)
-    await stop.wait()
-    log.info("received a stop signal, shutting down")
+    stopping = asyncio.create_task(stop.wait())
+    removed = asyncio.create_task(node.removed.wait())
+    await asyncio.wait([stopping, removed], return_when=asyncio.FIRST_COMPLETED)
+    if node.removed.is_set():
+        log.warning("the member has been permanently removed from the cluster; exiting")
+    else:
+        log.info("received a stop signal, shutting down")
     await server.stop(grace=1.0)
     for http in http_servers:
         http.close()

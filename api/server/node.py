@@ -37,9 +37,13 @@ from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiofiles
+import grpc
 
+from api.proto import rpc_pb2, rpc_pb2_grpc
+from api.server import membership
 from api.server.cluster_state import (
     ALARM_ACTIVATE,
     ALARM_DEACTIVATE,
@@ -49,21 +53,25 @@ from api.server.cluster_state import (
     ClusterState,
     MemberRecord,
 )
-from api.server.codec import AlarmRequest, MemberAttributes, decode, encode
-from api.server.config import ServerConfig
+from api.server.codec import AlarmRequest, MemberAttributes, MemberUpdate, decode, encode
+from api.server.config import ServerConfig, compute_member_id
 from api.server.disk import DataDirError, MemberDisk, Recovered
 from api.server.lessor import Lessor
 from api.server.metrics import METRICS
 from api.server.replication import Replication
 from api.server.snapshot_bundle import split_bundle, write_bundle
+from api.server.transport import fetch_members
 from api.server.version import SERVER_VERSION
 from api.service.backend import (
     AlarmMember,
     BadLeaderTransfereeError,
     Header,
     MemberInfo,
+    MemberNotFoundError,
+    NodeError,
     NoLeaderError,
     NoSpaceAlarmError,
+    PeerURLExistsError,
     RequestTimeoutError,
     StatusInfo,
     StoppedError,
@@ -101,7 +109,7 @@ from raft import (
     StepLocalMsgError,
     StepPeerNotFoundError,
 )
-from raft.types import ConfChange
+from raft.types import ConfChange, ConfChangeType
 from wal import WalError
 
 log = logging.getLogger("kvstore.node")
@@ -148,7 +156,7 @@ class Node:
         self._disk = disk
         self._store = store
         self._cluster: ClusterState = recovered.cluster
-        self._member_id = config.member_id
+        self._member_id = recovered.member_id
         self._hub = WatchHub(store)
         self._lessor = Lessor(time.monotonic)
         self._disk_pool = ThreadPoolExecutor(1, thread_name_prefix="disk")
@@ -187,6 +195,8 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         store.nospace_alarm = self._cluster.has_alarm(ALARM_NOSPACE)
+        self.removed = asyncio.Event()
+        self._leader_channels: dict[str, grpc.aio.Channel] = {}
         self._replication = Replication(
             member_id=self._member_id,
             cluster_id=self._cluster.cluster_id,
@@ -199,6 +209,7 @@ class Node:
             report_snapshot=self._report_snapshot,
             make_bundle=self._make_bundle,
             pool=self._read_pool,
+            members_provider=self._members_for_peers,
         )
 
     # ----------------------------------------------------------------- life cycle
@@ -207,23 +218,23 @@ class Node:
     async def start(cls, config: ServerConfig) -> Node:
         loop = asyncio.get_running_loop()
         disk = MemberDisk(config.data_dir, snapshots_max=config.max_snapshots, wals_max=config.max_wals)
-        ids = (config.cluster_id, config.member_id)
+        joined: ClusterState | None = None
+        join_id = 0
+        if not disk.exists() and config.initial_cluster_state == "existing":
+            joined, join_id = await _fetch_cluster_to_join(config)
 
         def open_all() -> tuple[Recovered, Store]:
             if disk.exists():
                 recovered = disk.recover(expect_ids=None)
+            elif joined is not None:
+                recovered = disk.bootstrap_join(joined, member_id=join_id)
             else:
                 state = ClusterState(cluster_id=config.cluster_id)
                 for m in config.initial_cluster:
                     state.members[m.member_id] = MemberRecord(m.member_id, m.name, m.peer_urls)
                 voters = tuple(sorted(state.members))
-                recovered = disk.bootstrap(state, member_id=ids[1], voters=voters)
-            store = Store(
-                config.data_dir, durable=False, quota_bytes=config.quota_backend_bytes,
-                max_txn_ops=config.max_txn_ops,
-                # etcd: minimum TTL = ceil(1.5 x election timeout), 2 s by default.
-                min_lease_ttl_s=max(1, -(-3 * config.election_timeout_ms // 2000)),
-            )
+                recovered = disk.bootstrap(state, member_id=config.member_id, voters=voters)
+            store = open_store(config)
             return recovered, store
 
         recovered, store = await loop.run_in_executor(None, open_all)
@@ -238,17 +249,25 @@ class Node:
         if node._single_voter:
             node._raw.campaign()
             node._wake.set()
-        me = next(m for m in config.initial_cluster if m.member_id == config.member_id)
-        if node._cluster.members.get(config.member_id) is not None:
-            record = node._cluster.members[config.member_id]
-            if record.client_urls != config.advertise_client_urls or record.name != me.name:
-                asyncio.create_task(node._publish_attributes())
+        record = node._cluster.members.get(node._member_id)
+        if record is None or (record.client_urls, record.name) != (
+            config.advertise_client_urls, config.name
+        ):
+            node._tasks.append(asyncio.create_task(node._publish_attributes()))
+        if config.auto_promote_learners:
+            node._tasks.append(asyncio.create_task(node._auto_promote_loop()))
         return node
 
     async def _publish_attributes(self) -> None:
+        """Publish name and client URLs through the log (etcd's publish), retrying until a
+        leader accepts it (a joining member first needs the leader's snapshot)."""
         req = MemberAttributes(self._member_id, self.config.name, self.config.advertise_client_urls)
-        with contextlib.suppress(Exception):
-            await self._propose_any(req, timeout_s=30.0)
+        while not self._stopped:
+            try:
+                await self._propose_any(req, timeout_s=5.0)
+                return
+            except (RequestTimeoutError, StoppedError):
+                await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
         if self._stopped:
@@ -263,6 +282,8 @@ class Node:
             if not fut.done():
                 fut.set_exception(StoppedError())
         await self._replication.stop()
+        for channel in self._leader_channels.values():
+            await channel.close()
         loop = asyncio.get_running_loop()
 
         def close_disk() -> None:
@@ -357,9 +378,13 @@ class Node:
     async def lease_keep_alive(self, lease_id: int) -> int:
         if self._lead == 0:
             raise NoLeaderError()
+        if self._role is not StateType.LEADER:
+            return await self._forward_keep_alive(lease_id)
         return self._lessor.renew(lease_id)
 
     async def lease_time_to_live(self, lease_id: int, *, keys: bool) -> LeaseTimeToLiveResponse:
+        if self._lead != 0 and self._role is not StateType.LEADER:
+            return await self._forward_time_to_live(lease_id, keys=keys)
         await self._linearizable_barrier()
         remaining = self._lessor.remaining_s(lease_id)
         loop = asyncio.get_running_loop()
@@ -538,6 +563,185 @@ class Node:
         METRICS.backend_commit_duration_seconds.observe(time.perf_counter() - start)
         return outcomes
 
+    # -------------------------------------------------------------- membership
+
+    def is_learner(self) -> bool:
+        me = self._cluster.members.get(self._member_id)
+        return bool(me and me.is_learner)
+
+    def _members_for_peers(self) -> tuple[int, list[list[Any]]]:
+        return self._cluster.cluster_id, [
+            [m.id, m.name, list(m.peer_urls), list(m.client_urls), m.is_learner]
+            for m in self._cluster.members.values()
+        ]
+
+    def _sync_peers(self) -> None:
+        self._replication.set_peers(
+            {m.id: m.peer_urls for m in self._cluster.members.values()}, me=self._member_id
+        )
+
+    def _apply_conf_change(self, index: int, change: ConfChange) -> None:
+        self._conf_state = self._raw.apply_conf_change(change)
+        proposal_id, member = membership.decode_context(change.context)
+        membership.apply_change(self._cluster, change, member)
+        self._sync_peers()
+        # A member added now may need a snapshot (its log is empty): raft's snapshot must
+        # already list it, or the newcomer refuses it. Record one at this entry (the log is
+        # not compacted; the store copy sent with it is taken at send time).
+        if index > self._disk.storage.snapshot().metadata.index:
+            self._disk.storage.create_snapshot(index, self._conf_state, self._cluster.encode())
+        fut = self._waiters.get(proposal_id)
+        if fut is not None and not fut.done():
+            fut.set_result(self.members())
+        if change.type is ConfChangeType.REMOVE_NODE and change.node_id == self._member_id:
+            log.warning("this member was removed from the cluster; stopping")
+            self.removed.set()
+
+    def _active_peers(self) -> dict[int, bool]:
+        """Members the leader heard from within the election timeout (etcd's started members)."""
+        progress = self._raw.status().progress
+        active = {pid: pr.recent_active for pid, pr in progress.items()}
+        active[self._member_id] = True
+        return active
+
+    async def _propose_conf_change(self, change_type: ConfChangeType, member_id: int,
+                                   member: MemberRecord | None) -> Sequence[MemberInfo]:
+        if self._stopped:
+            raise StoppedError()
+        if self._lead == 0:
+            raise NoLeaderError()
+        self._next_proposal_id += 1
+        proposal_id = self._next_proposal_id
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters[proposal_id] = fut
+        change = ConfChange(change_type, member_id, membership.encode_context(proposal_id, member))
+        try:
+            self._raw.propose_conf_change(change)
+        except ProposalDroppedError:
+            self._waiters.pop(proposal_id, None)
+            raise RequestTimeoutError() from None
+        self._wake.set()
+        try:
+            result: Sequence[MemberInfo] = await asyncio.wait_for(
+                asyncio.shield(fut), self._request_timeout_s()
+            )
+            return result
+        except TimeoutError:
+            raise RequestTimeoutError() from None
+        finally:
+            self._waiters.pop(proposal_id, None)
+
+    async def member_add(
+        self, peer_urls: Sequence[str], *, is_learner: bool
+    ) -> tuple[MemberInfo, Sequence[MemberInfo]]:
+        membership.check_add(self._cluster, peer_urls, is_learner=is_learner)
+        if not is_learner and self.config.strict_reconfig_check and self._role is StateType.LEADER:
+            membership.check_strict_add(self._cluster, self._active_peers())
+        token = f"{self.config.initial_cluster_token}{time.time_ns()}"
+        member_id = compute_member_id(peer_urls, token)
+        record = MemberRecord(member_id, "", tuple(peer_urls), (), is_learner)
+        kind = ConfChangeType.ADD_LEARNER_NODE if is_learner else ConfChangeType.ADD_NODE
+        members = await self._propose_conf_change(kind, member_id, record)
+        added = next(m for m in members if m.id == member_id)
+        return added, members
+
+    async def member_remove(self, member_id: int) -> Sequence[MemberInfo]:
+        if member_id not in self._cluster.members:
+            raise MemberNotFoundError()
+        if self.config.strict_reconfig_check and self._role is StateType.LEADER:
+            membership.check_strict_remove(self._cluster, member_id, self._active_peers())
+        return await self._propose_conf_change(ConfChangeType.REMOVE_NODE, member_id, None)
+
+    async def member_update(self, member_id: int, peer_urls: Sequence[str]) -> Sequence[MemberInfo]:
+        if member_id not in self._cluster.members:
+            raise MemberNotFoundError()
+        taken = {u for m in self._cluster.members.values() if m.id != member_id for u in m.peer_urls}
+        if any(u in taken for u in peer_urls):
+            raise PeerURLExistsError()
+        result = await self._propose_any(MemberUpdate(member_id, tuple(peer_urls)), timeout_s=None)
+        members: Sequence[MemberInfo] = result
+        return members
+
+    async def member_promote(self, member_id: int) -> Sequence[MemberInfo]:
+        if member_id not in self._cluster.members:
+            raise MemberNotFoundError()
+        if self._role is not StateType.LEADER:
+            # Only the leader knows how far the learner got: ask it (etcd forwards too).
+            return await self._forward_promote(member_id)
+        progress = self._raw.status().progress
+        learner = progress.get(member_id)
+        me = progress.get(self._member_id)
+        membership.check_promote(
+            self._cluster, member_id,
+            learner_match=learner.match if learner is not None else 0,
+            leader_match=me.match if me is not None else self._disk.storage.last_index(),
+        )
+        member = self._cluster.members[member_id]
+        return await self._propose_conf_change(ConfChangeType.ADD_NODE, member_id, member)
+
+    async def _auto_promote_loop(self) -> None:
+        """Beyond etcd (opt-in): the leader promotes a learner once it is in sync."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self._role is not StateType.LEADER:
+                continue
+            for m in list(self._cluster.members.values()):
+                if m.is_learner:
+                    with contextlib.suppress(NodeError):
+                        await self.member_promote(m.id)
+                        log.info("promoted learner %x automatically", m.id)
+
+    # ------------------------------------------------------- leader forwarding
+
+    def _leader_channel(self) -> grpc.aio.Channel:
+        if self._lead == 0:
+            raise NoLeaderError()
+        leader = self._cluster.members.get(self._lead)
+        if leader is None or not leader.client_urls:
+            raise RequestTimeoutError()  # the leader has not published its client URLs yet
+        url = leader.client_urls[0]
+        channel = self._leader_channels.get(url)
+        if channel is None:
+            channel = grpc.aio.insecure_channel(listen_target(url))
+            self._leader_channels[url] = channel
+        return channel
+
+    async def _forward_promote(self, member_id: int) -> Sequence[MemberInfo]:
+        stub = rpc_pb2_grpc.ClusterStub(self._leader_channel())
+        try:
+            await stub.MemberPromote(rpc_pb2.MemberPromoteRequest(ID=member_id), timeout=self._request_timeout_s())
+        except grpc.aio.AioRpcError as exc:
+            raise _forwarded_error(exc) from None
+        return self.members()
+
+    async def _forward_keep_alive(self, lease_id: int) -> int:
+        stub = rpc_pb2_grpc.LeaseStub(self._leader_channel())
+        call = stub.LeaseKeepAlive(timeout=self._request_timeout_s())
+        try:
+            await call.write(rpc_pb2.LeaseKeepAliveRequest(ID=lease_id))
+            resp = await call.read()
+            await call.done_writing()
+        except grpc.aio.AioRpcError as exc:
+            raise _forwarded_error(exc) from None
+        finally:
+            call.cancel()
+        if resp is grpc.aio.EOF:
+            raise RequestTimeoutError()
+        return int(resp.TTL)
+
+    async def _forward_time_to_live(self, lease_id: int, *, keys: bool) -> LeaseTimeToLiveResponse:
+        stub = rpc_pb2_grpc.LeaseStub(self._leader_channel())
+        try:
+            resp = await stub.LeaseTimeToLive(
+                rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id, keys=keys), timeout=self._request_timeout_s()
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _forwarded_error(exc) from None
+        return LeaseTimeToLiveResponse(
+            id=resp.ID, ttl=resp.TTL, granted_ttl=resp.grantedTTL, keys=tuple(resp.keys),
+            revision=resp.header.revision,
+        )
+
     # ------------------------------------------------------------------- peers
 
     def _step(self, message: Message) -> None:
@@ -574,7 +778,7 @@ class Node:
         def install() -> bytes:
             try:
                 body = split_bundle(path, store_part)
-                self._store.install_snapshot(store_part)
+                self._replace_store(store_part)
                 return body
             finally:
                 for p in (path, store_part):
@@ -583,13 +787,27 @@ class Node:
 
         return await asyncio.get_running_loop().run_in_executor(self._disk_pool, install)
 
+    def _replace_store(self, copy_path: str) -> None:
+        """Swap in the leader's store copy (disk thread; the ready loop is waiting on us, so
+        nothing applies meanwhile; readers see the old store until the swap)."""
+        old = self._store
+        old.close()
+        Store.restore_from(copy_path, self.config.data_dir)
+        self._store = open_store(self.config)
+
     def _after_snapshot_installed(self, meta: SnapshotMetadata, body: bytes) -> None:
         self._cluster = ClusterState.decode(body)
         self._store.nospace_alarm = self._cluster.has_alarm(ALARM_NOSPACE)
         self._conf_state = meta.conf_state
         self._applied = max(self._applied, meta.index)
         self._snapshot_index = meta.index
-        self._hub.resync()
+        # Watchers continue from the new store: they catch up from it, or are cancelled as
+        # compacted when their next revision is gone (etcd moves them to unsynced likewise).
+        restore = getattr(self._hub, "restore", None)
+        if restore is not None:
+            restore(self._store)
+        else:  # TODO(lead, issue 5): needs WatchHub.restore from the watch hub owner
+            self._hub._store = self._store
         self._replication.set_peers(
             {m.id: m.peer_urls for m in self._cluster.members.values()}, me=self._member_id
         )
@@ -614,7 +832,7 @@ class Node:
         for entry in rd.committed_entries:
             if entry.type is EntryType.CONF_CHANGE:
                 await self._flush_apply(batch, batch_ids)
-                self._conf_state = self._raw.apply_conf_change(ConfChange.unmarshal(entry.data))
+                self._apply_conf_change(entry.index, ConfChange.unmarshal(entry.data))
                 continue
             if not entry.data:
                 continue  # the leader's no-op entry
@@ -690,6 +908,12 @@ class Node:
             self._store.nospace_alarm = self._cluster.has_alarm(ALARM_NOSPACE)
         elif isinstance(request, MemberAttributes):
             self._cluster.apply_attributes(request)
+        elif isinstance(request, MemberUpdate):
+            member = self._cluster.members.get(request.member_id)
+            if member is not None:
+                member.peer_urls = tuple(request.peer_urls)
+                self._sync_peers()
+            result = self.members()
         fut = self._waiters.get(proposal_id)
         if fut is not None and not fut.done():
             fut.set_result(result)
@@ -757,3 +981,46 @@ class Node:
             while self._hub.has_unsynced:
                 self._hub.sync_unsynced(WATCH_SYNC_EVENTS_MAX)
                 await asyncio.sleep(0)
+
+
+def open_store(config: ServerConfig) -> Store:
+    """The LMDB store. Not durable per commit: the WAL is, and the applied index stored in
+    each LMDB transaction makes WAL replay idempotent (it is synced before snapshots)."""
+    return Store(
+        config.data_dir, durable=False, quota_bytes=config.quota_backend_bytes,
+        max_txn_ops=config.max_txn_ops,
+        # etcd: minimum TTL = ceil(1.5 x election timeout), 2 s by default.
+        min_lease_ttl_s=max(1, -(-3 * config.election_timeout_ms // 2000)),
+    )
+
+
+def listen_target(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}"
+
+
+def _forwarded_error(exc: grpc.aio.AioRpcError) -> NodeError:
+    """Re-raise what the leader answered with the same code and message."""
+    error = NodeError(exc.details() or "etcdserver: request timed out")
+    error.grpc_code = exc.code().name
+    return error
+
+
+async def _fetch_cluster_to_join(config: ServerConfig) -> tuple[ClusterState, int]:
+    """--initial-cluster-state=existing: learn the cluster ID and our member ID (added by
+    MemberAdd with our peer URLs) from a running member, as etcd does."""
+    mine = set(config.initial_advertise_peer_urls)
+    others = [u for m in config.initial_cluster for u in m.peer_urls if u not in mine]
+    cluster_id, members = await fetch_members(others)
+    state = ClusterState(cluster_id=cluster_id)
+    member_id = 0
+    for mid, name, peers, clients, learner in members:
+        state.members[mid] = MemberRecord(mid, name, tuple(peers), tuple(clients), bool(learner))
+        if set(peers) & mine:
+            member_id = mid
+    if member_id == 0:
+        raise DataDirError(
+            "this member's peer URLs are not in the cluster's member list: "
+            "add it with `member add` before starting it with --initial-cluster-state=existing"
+        )
+    return state, member_id

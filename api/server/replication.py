@@ -43,6 +43,7 @@ class Replication:
         report_snapshot: Callable[[int, bool], None],
         make_bundle: Callable[[str], None],
         pool: Executor,
+        members_provider: Callable[[], tuple[int, list[list[Any]]]] | None = None,
     ) -> None:
         os.makedirs(snapshot_dir, exist_ok=True)
         self._snapshot_dir = snapshot_dir
@@ -65,6 +66,7 @@ class Replication:
             on_snapshot=self._on_snapshot,
             snapshot_dir=snapshot_dir,
             partition_file=partition_file,
+            members_provider=members_provider,
         )
 
     async def start(self) -> None:

@@ -37,6 +37,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import msgpack
+
 from api.server.peer_codec import PeerCodecError, decode_message
 from api.server.transport_partition import PARTITION_POLL_S, PartitionFile
 from api.server.transport_snapshot import receive_snapshot, send_snapshot_stream
@@ -47,6 +49,7 @@ from api.server.transport_stream import (
     peer_counter,
 )
 from api.server.transport_wire import (
+    FRAME_BYTES_MAX,
     HEADER_BYTES,
     PROTOCOL_VERSION,
     FrameKind,
@@ -61,10 +64,11 @@ from api.server.transport_wire import (
     invariant,
     parse_peer_url,
     read_frame,
+    unpack_list,
 )
 from raft.types import Message, MessageType
 
-__all__ = ["Transport", "TransportError"]
+__all__ = ["Transport", "TransportError", "fetch_members"]
 
 log = logging.getLogger("kvstore.transport")
 
@@ -126,6 +130,7 @@ class Transport:
         on_snapshot: Callable[[Message, str], None],
         snapshot_dir: str,
         partition_file: str | None = None,
+        members_provider: Callable[[], tuple[int, list[list[object]]]] | None = None,
         queue_messages_max: int = QUEUE_MESSAGES_MAX,
         snapshot_bytes_max: int = SNAPSHOT_BYTES_MAX,
         rng: random.Random | None = None,
@@ -144,6 +149,7 @@ class Transport:
         self._on_snapshot = on_snapshot
         self.snapshot_dir = snapshot_dir
         self.partition_file = partition_file
+        self._members_provider = members_provider
         self.queue_messages_max = queue_messages_max
         self.snapshot_bytes_max = snapshot_bytes_max
         self._rng = rng if rng is not None else random.Random()
@@ -330,6 +336,10 @@ class Transport:
     def _check_handshake(self, hs: Handshake) -> tuple[str, str] | None:
         if hs.version != PROTOCOL_VERSION:
             return "version", f"unsupported peer protocol version {hs.version}"
+        if hs.stream_kind == StreamKind.MEMBERS:
+            if self._members_provider is None:
+                return "stream_kind", "this member does not publish its member list"
+            return None
         if hs.cluster_id != self.cluster_id:
             return "cluster_id_mismatch", (
                 f"cluster ID mismatch: local {self.cluster_id:x}, remote {hs.cluster_id:x}"
@@ -376,7 +386,11 @@ class Transport:
                 return
             from_id = hs.from_id
             writer.write(encode_frame(FrameKind.HANDSHAKE_OK, b""))
-            if hs.stream_kind == StreamKind.SNAPSHOT:
+            if hs.stream_kind == StreamKind.MEMBERS and self._members_provider is not None:
+                payload = msgpack.packb(list(self._members_provider()))
+                writer.write(encode_frame(FrameKind.MEMBERS, payload))
+                await asyncio.wait_for(writer.drain(), CONNECT_TIMEOUT_S)
+            elif hs.stream_kind == StreamKind.SNAPSHOT:
                 self._snapshots_receiving.add(from_id)
                 try:
                     await receive_snapshot(
@@ -453,3 +467,33 @@ class Transport:
         while not self._stopped:
             await asyncio.sleep(PARTITION_POLL_S)
             self._poll_partition()
+
+
+async def fetch_members(peer_urls: Sequence[str]) -> tuple[int, list[list[Any]]]:
+    """Ask the first reachable peer for (cluster_id, members): how a member joining with
+    --initial-cluster-state=existing learns the cluster ID and its own member ID."""
+    errors: list[str] = []
+    for url in peer_urls:
+        try:
+            host, port = parse_peer_url(url)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port), CONNECT_TIMEOUT_S
+            )
+        except (OSError, TimeoutError, ValueError) as exc:
+            errors.append(f"{url}: {exc!r}")
+            continue
+        try:
+            writer.write(Handshake(0, 0, 0, StreamKind.MEMBERS).encode())
+            await expect_frame(reader, FrameKind.HANDSHAKE_OK, timeout_s=CONNECT_TIMEOUT_S)
+            payload = await expect_frame(
+                reader, FrameKind.MEMBERS, timeout_s=CONNECT_TIMEOUT_S, bytes_max=FRAME_BYTES_MAX
+            )
+            cluster_id, members = unpack_list(payload, 2)
+            if type(cluster_id) is not int or type(members) is not list:
+                raise ProtocolError("malformed member list")
+            return cluster_id, members
+        except (OSError, TimeoutError, TransportError, asyncio.IncompleteReadError) as exc:
+            errors.append(f"{url}: {exc!r}")
+        finally:
+            writer.close()
+    raise TransportError("could not fetch the member list: " + "; ".join(errors))

@@ -17,7 +17,9 @@ After the handshake, a MESSAGE stream (one long-lived connection per ordered pai
 dialed by the sender) carries MESSAGE frames one way, each the peer_codec bytes of one raft
 message. A SNAPSHOT stream (one connection per snapshot) carries one MESSAGE frame (the MsgSnap
 header, body-less), then SNAP_CHUNK frames, then SNAP_END `msgpack([total_bytes, crc32c])`;
-the receiver answers SNAP_STATUS `msgpack([ok, text])`.
+the receiver answers SNAP_STATUS `msgpack([ok, text])`. A MEMBERS stream (a joining member
+that knows neither the cluster ID nor its own member ID yet) gets one MEMBERS frame,
+`msgpack([cluster_id, [[id, name, peer_urls, client_urls, is_learner], ...]])`, and is closed.
 
 Every frame has a size limit, checked before the payload is read, so a confused or hostile
 peer can never make us allocate more than FRAME_BYTES_MAX (the raft size limits keep real
@@ -101,6 +103,7 @@ class FrameKind:
     SNAP_CHUNK = 5
     SNAP_END = 6
     SNAP_STATUS = 7
+    MEMBERS = 8
 
 
 class StreamKind:
@@ -108,6 +111,9 @@ class StreamKind:
 
     MESSAGES = 0
     SNAPSHOT = 1
+    # A member joining with --initial-cluster-state=existing asks for the cluster ID and the
+    # member list (etcd's GET /members on the peer port); its handshake carries zero IDs.
+    MEMBERS = 2
 
 
 @dataclass(frozen=True, slots=True)

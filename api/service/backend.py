@@ -185,3 +185,75 @@ class Backend(Protocol):
         store's in-use size, which the compacting copy matches closely."""
 
     async def move_leader(self, target_id: int) -> None: ...
+
+
+class PeerURLExistsError(NodeError):
+    grpc_code = "FAILED_PRECONDITION"
+
+    def __init__(self) -> None:
+        super().__init__("etcdserver: Peer URLs already exists")
+
+
+class TooManyLearnersError(NodeError):
+    grpc_code = "FAILED_PRECONDITION"
+
+    def __init__(self) -> None:
+        super().__init__("etcdserver: too many learner members in cluster")
+
+
+class LearnerNotReadyError(NodeError):
+    grpc_code = "FAILED_PRECONDITION"
+
+    def __init__(self) -> None:
+        super().__init__("etcdserver: can only promote a learner member which is in sync with leader")
+
+
+class NotLearnerError(NodeError):
+    grpc_code = "FAILED_PRECONDITION"
+
+    def __init__(self) -> None:
+        super().__init__("etcdserver: can only promote a learner member")
+
+
+class UnhealthyClusterError(NodeError):
+    grpc_code = "UNAVAILABLE"
+
+    def __init__(self) -> None:
+        super().__init__("etcdserver: unhealthy cluster")
+
+
+class NotEnoughStartedMembersError(NodeError):
+    grpc_code = "FAILED_PRECONDITION"
+
+    def __init__(self) -> None:
+        super().__init__("etcdserver: re-configuration failed due to not enough started members")
+
+
+class LearnerNotSupportedError(NodeError):
+    def __init__(self) -> None:
+        super().__init__("etcdserver: rpc not supported for learner")
+
+
+class MemberRemovedError(NodeError):
+    """This member was removed from the cluster (etcd stops such a member)."""
+
+    grpc_code = "FAILED_PRECONDITION"
+
+    def __init__(self) -> None:
+        super().__init__("etcdserver: the member has been permanently removed from the cluster")
+
+
+class MembershipBackend(Protocol):
+    """Membership changes (the cluster issue); node implements it next to Backend."""
+
+    def is_learner(self) -> bool: ...
+
+    async def member_add(
+        self, peer_urls: Sequence[str], *, is_learner: bool
+    ) -> tuple[MemberInfo, Sequence[MemberInfo]]: ...
+
+    async def member_remove(self, member_id: int) -> Sequence[MemberInfo]: ...
+
+    async def member_update(self, member_id: int, peer_urls: Sequence[str]) -> Sequence[MemberInfo]: ...
+
+    async def member_promote(self, member_id: int) -> Sequence[MemberInfo]: ...
