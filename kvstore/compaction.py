@@ -1,13 +1,17 @@
 """Physical compaction (batched) and the KV hashes used for corruption checks.
 
 Compaction at revision C (etcd mvcc/kvstore_compaction.go) keeps, for every key, only the
-latest version with main <= C, and not even that one when it is a tombstone; versions
-above C are untouched. The logical part (reads below C fail from now on) happens in the
-apply transaction that records `compact_revision`. The physical part walks the `rev`
-database in revision order from the saved cursor, in LMDB write transactions of at most
-`batch_limit` revisions (etcd's --experimental-compaction-batch-limit, default 1000), so a
-large compaction never holds one huge transaction. The cursor is saved in `meta` in each
-batch's transaction, so a crash resumes where it stopped (Store.__init__ finishes it).
+latest version with main <= C, and not even that one when it is a tombstone older than C;
+versions at C itself and above are untouched. Keeping everything *at* C (tombstones too) is
+etcd's fix for watches losing a delete event around compaction (etcd-io/etcd#18089, the
+tombstone at the compaction revision is kept since 3.4.34/3.5.15): a watcher told "compacted
+at C" re-watches from C, and `events_since(C)` must still hold every event of revision C.
+The logical part (reads below C fail from now on) happens in the apply transaction that
+records `compact_revision`. The physical part walks the `rev` database in revision order
+from the saved cursor, over main < C, in LMDB write transactions of at most `batch_limit`
+revisions (etcd's --experimental-compaction-batch-limit, default 1000), so a large
+compaction never holds one huge transaction. The cursor is saved in `meta` in each batch's
+transaction, so a crash resumes where it stopped (Store.__init__ finishes it).
 
 Walking in revision order means that when we look at a version, every older version of
 the same key has already been decided, and "superseded" is simply: the next version of the
@@ -57,7 +61,7 @@ def compact_batch(txn: Any, dbs: Dbs, *, compact_revision: int, batch_limit: int
     n = 0
     while not done and n < batch_limit:
         rk = bytes(rcur.key())
-        if rk[:8] > limit8:
+        if rk[:8] >= limit8:  # revision C itself is kept whole (module docstring)
             done = True
             break
         rv = bytes(rcur.value())
@@ -87,12 +91,16 @@ def compact_batch(txn: Any, dbs: Dbs, *, compact_revision: int, batch_limit: int
 
 
 def hash_kv(txn: Any, dbs: Dbs, *, revision: int, compact_revision: int) -> int:
-    """crc32c of the versions with main <= revision that survive compaction at compact_revision."""
+    """crc32c of the versions with main <= revision that survive compaction at compact_revision.
+
+    Survivors: every version above C or at C; below C, only a key's newest version, and only
+    if no version at C supersedes it and it is not a tombstone.
+    """
     rev8 = _MAIN8.pack(revision)
     c8 = _MAIN8.pack(max(compact_revision, 0))
     h = crc32c.crc32c(b"key")
     group = b""
-    pending: tuple[bytes, bytes] | None = None
+    pending: tuple[bytes, bytes] | None = None  # the newest version below C of this key
     for k, v in txn.cursor(db=dbs.key).iternext():
         g = k[:-REV_BYTES]
         if g != group:
@@ -102,13 +110,13 @@ def hash_kv(txn: Any, dbs: Dbs, *, revision: int, compact_revision: int) -> int:
         m8 = k[-REV_BYTES:-9]
         if m8 > rev8:
             continue
-        if compact_revision >= 0 and m8 <= c8:
-            pending = (k, v)  # only the newest version <= compact survives
+        if m8 < c8:
+            pending = (k, v)
             continue
         if pending is not None:
-            if not is_tombstone(pending[1]):
+            if m8 > c8 and not is_tombstone(pending[1]):
                 h = crc32c.crc32c(pending[1], crc32c.crc32c(pending[0], h))
-            pending = None
+            pending = None  # (a version at C supersedes it)
         h = crc32c.crc32c(v, crc32c.crc32c(k, h))
     if pending is not None and not is_tombstone(pending[1]):
         h = crc32c.crc32c(pending[1], crc32c.crc32c(pending[0], h))

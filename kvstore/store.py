@@ -69,10 +69,14 @@ Read API for the watch hub
   (`hash_kv` reports -1 in that case, as etcd does).
 * `events_since(start_revision, *, key, range_end=b"", end_revision=0, limit=1000)`:
   events with start_revision <= mod_revision <= end_revision (0: current) for keys in the
-  etcd range [key, range_end), in (main, sub) order, prev_kv filled (the key's live version
-  just before that revision, or None). At most `limit` events, but a main revision is never
-  split (a single revision with more events than `limit` comes whole). Raises
-  CompactedError when start_revision <= compact revision: that history is gone.
+  etcd range [key, range_end), in (main, sub) order, prev_kv filled as etcd's watch does
+  (the key's live version at the previous revision; None for a create, or when that
+  revision is compacted). At most `limit` events, but a main revision is never split (a
+  single revision with more events than `limit` comes whole). Raises CompactedError when
+  start_revision < compact revision. A start *at* the compact revision is served, as etcd
+  serves it, and complete: compaction keeps every version at its own revision, tombstones
+  included (compaction.py), so a watcher cancelled with compact_revision=C that re-watches
+  from C misses nothing.
 """
 
 from __future__ import annotations
@@ -516,7 +520,7 @@ class Store:
 
         def body(txn: Any) -> list[Event]:
             current, compact = self._view_revisions(txn)
-            if start_revision <= compact:
+            if start_revision < compact:
                 raise CompactedError()
             end = current if end_revision <= 0 else min(end_revision, current)
             return events_between(
@@ -527,6 +531,7 @@ class Store:
                 key=key,
                 range_end=range_end,
                 limit=max(limit, 1),
+                compact=compact,
             )
 
         return self._read(body)

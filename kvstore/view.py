@@ -232,11 +232,14 @@ def events_between(
     key: bytes,
     range_end: bytes,
     limit: int,
+    compact: int = -1,
 ) -> list[Event]:
     """Events with start <= main <= end for keys in range, in (main, sub) order, prev_kv filled.
 
     prev_kv is what etcd's watch sends: the key's live version at main - 1 (a Range at the
-    previous revision), and None for a create event (version 1).
+    previous revision), None for a create event (version 1), and None when main - 1 is below
+    the compact revision (etcd's Range fails there; physically those versions may or may not
+    be gone yet, so we never look).
 
     At most `limit` events, but a main revision is never split: the result stops before the
     first revision that would not fit entirely (a single revision larger than `limit` is
@@ -268,11 +271,13 @@ def events_between(
         enck = escape_key(ukey)
         if rv[0] == REV_TOMBSTONE:
             kv = KeyValue(ukey, 0, main, 0, b"", 0)
-            pending.append(Event(EventType.DELETE, kv, get_kv(kcur, ukey, main - 1)))
+            prev = None if main - 1 < compact else get_kv(kcur, ukey, main - 1)
+            pending.append(Event(EventType.DELETE, kv, prev))
         else:
             kv = to_kv(ukey, enck + rk, txn.get(enck + rk, db=dbs.key))
             # etcd's watch gives a create event (version 1) no prev_kv, whatever came before.
-            prev = None if kv.version == 1 else get_kv(kcur, ukey, main - 1)
+            no_prev = kv.version == 1 or main - 1 < compact
+            prev = None if no_prev else get_kv(kcur, ukey, main - 1)
             pending.append(Event(EventType.PUT, kv, prev))
     if pending and not (out and len(out) + len(pending) > limit):
         out.extend(pending)

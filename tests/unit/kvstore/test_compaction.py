@@ -43,7 +43,28 @@ def test_physical_compaction_keeps_latest_live_version(store: Store, kv: Applier
     events = store.events_since(7, key=b"a")
     assert events[0].prev_kv is not None and events[0].prev_kv.value == b"2"
     with pytest.raises(CompactedError):
-        store.events_since(6, key=b"a")
+        store.events_since(5, key=b"a")
+    # a watch from the compact revision itself is served (etcd does), and complete
+    assert [e.kv.mod_revision for e in store.events_since(6, key=b"\x00", range_end=b"\x00")] == [
+        6, 7]
+
+
+def test_compaction_keeps_every_version_at_its_revision(store: Store, kv: Applier) -> None:
+    kv(PutRequest(b"a", b"1"))  # 2
+    kv(PutRequest(b"b", b"1"))  # 3
+    kv(DeleteRangeRequest(b"a", b"c"))  # 4: two tombstones
+    kv(PutRequest(b"c", b"1"))  # 5
+    kv(CompactionRequest(4))
+    # the tombstones at 4 stay (etcd#18089): a re-watch from 4 still sees both deletes
+    assert entries(store) == (3, 3)
+    evs = store.events_since(4, key=b"\x00", range_end=b"\x00")
+    assert [(e.type.name, e.kv.key, e.prev_kv) for e in evs] == [
+        ("DELETE", b"a", None), ("DELETE", b"b", None), ("PUT", b"c", None)]
+    assert store.range(RangeRequest(b"a", b"\x00", revision=4)).count == 0
+    h = store.hash_kv()
+    kv(CompactionRequest(5))  # now the tombstones below 5 go
+    assert entries(store) == (1, 1)
+    assert store.hash_kv().hash != h.hash
 
 
 def test_compaction_in_small_batches(data_dir: Path) -> None:

@@ -182,8 +182,10 @@ def test_events_since(store: Store, kv: Applier) -> None:
     assert store.events_since(7, key=b"a") == []
     kv(CompactionRequest(4))
     with pytest.raises(CompactedError):
-        store.events_since(4, key=b"a")
-    assert [e.kv.mod_revision for e in store.events_since(5, key=b"a")] == [5, 6]
+        store.events_since(3, key=b"a")
+    # from the compact revision: served; prev_kv would need revision 3, which is compacted
+    assert [(e.kv.mod_revision, e.prev_kv) for e in store.events_since(4, key=b"a")] == [
+        (4, None), (5, evs[4].prev_kv), (6, None)]
 
 
 def test_concurrent_readers_during_apply_and_growth(data_dir: Path) -> None:
