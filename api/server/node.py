@@ -210,6 +210,7 @@ class Node:
             make_bundle=self._make_bundle,
             pool=self._read_pool,
             members_provider=self._members_for_peers,
+            on_removed=self.removed.set,
         )
 
     # ----------------------------------------------------------------- life cycle

@@ -44,6 +44,7 @@ class Replication:
         make_bundle: Callable[[str], None],
         pool: Executor,
         members_provider: Callable[[], tuple[int, list[list[Any]]]] | None = None,
+        on_removed: Callable[[], None] | None = None,
     ) -> None:
         os.makedirs(snapshot_dir, exist_ok=True)
         self._snapshot_dir = snapshot_dir
@@ -67,6 +68,7 @@ class Replication:
             snapshot_dir=snapshot_dir,
             partition_file=partition_file,
             members_provider=members_provider,
+            on_removed=on_removed,
         )
 
     async def start(self) -> None:

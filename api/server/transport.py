@@ -131,6 +131,7 @@ class Transport:
         snapshot_dir: str,
         partition_file: str | None = None,
         members_provider: Callable[[], tuple[int, list[list[object]]]] | None = None,
+        on_removed: Callable[[], None] | None = None,
         queue_messages_max: int = QUEUE_MESSAGES_MAX,
         snapshot_bytes_max: int = SNAPSHOT_BYTES_MAX,
         rng: random.Random | None = None,
@@ -150,6 +151,7 @@ class Transport:
         self.snapshot_dir = snapshot_dir
         self.partition_file = partition_file
         self._members_provider = members_provider
+        self._on_removed = on_removed
         self.queue_messages_max = queue_messages_max
         self.snapshot_bytes_max = snapshot_bytes_max
         self._rng = rng if rng is not None else random.Random()
@@ -245,9 +247,15 @@ class Transport:
             peer_id=peer_id, urls=urls, cluster_id=self.cluster_id, member_id=self.member_id,
             queue_messages_max=self.queue_messages_max, rng=self._rng,
             report_unreachable=self._report_unreachable, blocked_ids=lambda: self._blocked_ids,
+            on_refused=self._refused,
         )
         self._streams[peer_id] = stream
         stream.start()
+
+    def _refused(self, reason: str) -> None:
+        # A peer tells us we were removed (etcd's 410 Gone): the member must stop.
+        if reason.startswith("member_removed") and self._on_removed is not None:
+            self._on_removed()
 
     def remove_peer(self, peer_id: int) -> None:
         """Stop streaming to a peer and refuse its connections from now on (etcd answers a

@@ -92,8 +92,10 @@ class PeerStream:
         rng: random.Random,
         report_unreachable: Callable[[int], None],
         blocked_ids: Callable[[], frozenset[int]],
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.peer_id = peer_id
+        self._on_refused = on_refused
         self.urls = [parse_peer_url(u) for u in urls]
         invariant(bool(self.urls), f"peer {peer_id:x} has no URL")
         self._cluster_id = cluster_id
@@ -206,6 +208,8 @@ class PeerStream:
             if str(exc) != self._last_refusal:
                 self._last_refusal = str(exc)
                 log.error("peer %x at %s:%d refused our stream: %s", self.peer_id, host, port, exc)
+            if self._on_refused is not None:
+                self._on_refused(str(exc))
             raise
         except BaseException:
             writer.close()
