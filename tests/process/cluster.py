@@ -47,6 +47,7 @@ HEARTBEAT_MS = 50
 ELECTION_MS = 500
 TOKEN = "kvstore-cluster-test"
 START_TIMEOUT_S = 30.0
+PARTITION_SETTLE_S = 0.4
 
 
 class Member:
@@ -219,10 +220,17 @@ class Cluster:
             cuts[j].add(self.members[i].member_id)
         for j, ids in cuts.items():
             self._write_partition(j, ids)
+        self._settle()
 
     def heal(self) -> None:
         for j in range(len(self.members)):
             self._write_partition(j, set())
+        self._settle()
+
+    def _settle(self) -> None:
+        # Members poll their partition file every ~100 ms: wait a few polls so the change is
+        # in force on every member when this returns.
+        time.sleep(PARTITION_SETTLE_S)
 
     def _current_cuts(self) -> dict[int, set[int]]:
         out: dict[int, set[int]] = {}
