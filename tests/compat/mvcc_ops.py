@@ -270,6 +270,8 @@ class Generator:
     def txn(self, depth: int = 0) -> t.TxnRequest:
         rng = self.rng
         if depth == 0 and rng.random() < 0.03:  # over the 128-op limit
+            if rng.random() < 0.5:
+                return t.TxnRequest(compare=tuple(self.compare() for _ in range(129)))
             return t.TxnRequest(success=tuple(self.range() for _ in range(129)))
         compares = tuple(self.compare() for _ in range(rng.randint(0, 3)))
         success = [self.op(depth) for _ in range(rng.randint(0, 3))]
@@ -292,6 +294,14 @@ class Generator:
 
     def lease_grant(self) -> t.LeaseGrantRequest:
         rng = self.rng
+        r = rng.random()
+        if r < 0.04:
+            return t.LeaseGrantRequest(ttl=9_000_000_001)  # "too large lease TTL"
+        if r < 0.08:
+            # etcd 3.4 grants a negative ID as asked (its lessor only special-cases 0).
+            lease_id = -rng.randint(1, 10**6)
+            self.explicit_ids.append(lease_id)
+            return t.LeaseGrantRequest(ttl=LONG_TTL_S, id=lease_id)
         if rng.random() < 0.2:
             # A chosen ID: sometimes one already granted ("lease already exists").
             if self.explicit_ids and rng.random() < 0.4:
