@@ -44,7 +44,7 @@ setting. With durable=False it also sets MDB_MAPASYNC (same guarantees as NOSYNC
 
 Map size: LMDB needs a map size up front. We start at `map_size_bytes` (default 256 MiB,
 it is only address space) and double it on MapFullError, retrying the batch. Resizing needs
-no transaction open in this process, so every LMDB use enters a small gate (`_Gate`)
+no transaction open in this process, so every LMDB use enters a small gate (`gate.Gate`)
 shared, and resize/defragment/close take it exclusively.
 
 Space quota: `quota_bytes` (etcd's --quota-backend-bytes, default 2 GiB) bounds the LMDB
@@ -104,6 +104,7 @@ from kvstore.errors import (
     invariant,
 )
 from kvstore.failpoint import failpoint
+from kvstore.gate import Gate, fsync_dir
 from kvstore.txn import check_request, put_cost, txn_cost
 from kvstore.types import (
     ApplyResult,
@@ -136,50 +137,6 @@ _OPEN_LOCK = threading.Lock()
 
 T = TypeVar("T")
 ApplyOutcome = ApplyResult | KvError | None
-
-
-class _Gate:
-    """Shared/exclusive gate: LMDB resize and env swaps need no txn open in this process.
-
-    The shared side is on every read, so it is one uncontended lock round trip; the
-    condition (built on the same lock) is only used to wait.
-    """
-
-    __slots__ = ("_active", "_cv", "_exclusive", "_lock")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cv = threading.Condition(self._lock)
-        self._active = 0
-        self._exclusive = False
-
-    def enter(self) -> None:
-        self._lock.acquire()
-        try:
-            while self._exclusive:
-                self._cv.wait()
-            self._active += 1
-        finally:
-            self._lock.release()
-
-    def exit(self) -> None:
-        with self._lock:
-            self._active -= 1
-            if self._active == 0 and self._exclusive:
-                self._cv.notify_all()
-
-    def lock(self) -> None:
-        with self._cv:
-            while self._exclusive:
-                self._cv.wait()
-            self._exclusive = True
-            while self._active:
-                self._cv.wait()
-
-    def unlock(self) -> None:
-        with self._cv:
-            self._exclusive = False
-            self._cv.notify_all()
 
 
 def _meta_int(txn: Any, dbs: Dbs, name: bytes, default: int) -> int:
@@ -218,7 +175,7 @@ class Store:
         self.compact_inline = compact_inline
         self.nospace_alarm = False
         self._map_size_bytes = map_size_bytes
-        self._gate = _Gate()
+        self._gate = Gate()
         self._env: Any = None
         self._closed = False
         self._key = str(self.path.resolve())
@@ -604,7 +561,7 @@ class Store:
             os.fsync(f.fileno())
         os.replace(tmp, kv_dir / _DATA_FILE)
         (kv_dir / _LOCK_FILE).unlink(missing_ok=True)
-        _fsync_dir(kv_dir)
+        fsync_dir(kv_dir)
 
     def defragment(self) -> None:
         """Rewrite the file without free pages (etcd's Defragment), then swap it in.
@@ -626,15 +583,7 @@ class Store:
             self._env.close()
             os.replace(tmp_dir / _DATA_FILE, self.path / _DATA_FILE)
             shutil.rmtree(tmp_dir, ignore_errors=True)
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
             self._open_env()
         finally:
             self._gate.unlock()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
