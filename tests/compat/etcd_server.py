@@ -25,6 +25,7 @@ import grpc
 from api.proto import rpc_pb2, rpc_pb2_grpc
 
 START_TIMEOUT_S = 20.0
+START_ATTEMPTS = 3
 
 
 def etcd_binary() -> str | None:
@@ -52,38 +53,62 @@ def run_etcd(*, extra_args: tuple[str, ...] = ()) -> Iterator[EtcdServer]:
     if binary is None:
         raise RuntimeError("etcd binary not found on PATH")
     with tempfile.TemporaryDirectory(prefix="etcd-oracle-") as tmp:
-        data_dir = Path(tmp) / "data"
-        client_port, peer_port = free_port(), free_port()
-        client_url = f"http://127.0.0.1:{client_port}"
-        peer_url = f"http://127.0.0.1:{peer_port}"
-        args = [
-            binary,
-            "--name", "oracle",
-            "--data-dir", str(data_dir),
-            "--listen-client-urls", client_url,
-            "--advertise-client-urls", client_url,
-            "--listen-peer-urls", peer_url,
-            "--initial-advertise-peer-urls", peer_url,
-            "--initial-cluster", f"oracle={peer_url}",
-            "--heartbeat-interval", "10",
-            "--election-timeout", "100",
-            "--log-level", "error",
-            "--logger", "zap",
-            *extra_args,
-        ]
-        log_path = Path(tmp) / "etcd.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ETCD_UNSUPPORTED_ARCH": ""}
-            )
-        try:
-            endpoint = f"127.0.0.1:{client_port}"
-            _wait_ready(endpoint, proc, log_path)
-            yield EtcdServer(endpoint=endpoint, pid=proc.pid, data_dir=data_dir)
-        finally:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        # A port found free may be taken before etcd binds it (tests run in parallel):
+        # start again on new ports a few times.
+        for attempt in range(START_ATTEMPTS):
+            proc, endpoint, data_dir = _start(binary, Path(tmp) / f"try{attempt}", extra_args)
+            try:
+                _wait_ready(endpoint, proc, Path(tmp) / f"try{attempt}" / "etcd.log")
+            except EtcdExitedError:
+                if attempt + 1 == START_ATTEMPTS:
+                    raise
+                continue
+            except BaseException:
+                _kill(proc)
+                raise
+            try:
+                yield EtcdServer(endpoint=endpoint, pid=proc.pid, data_dir=data_dir)
+            finally:
+                _kill(proc)
+            return
+
+
+class EtcdExitedError(RuntimeError):
+    pass
+
+
+def _start(
+    binary: str, workdir: Path, extra_args: tuple[str, ...]
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    workdir.mkdir()
+    data_dir = workdir / "data"
+    client_port, peer_port = free_port(), free_port()
+    client_url = f"http://127.0.0.1:{client_port}"
+    peer_url = f"http://127.0.0.1:{peer_port}"
+    args = [
+        binary,
+        "--name", "oracle",
+        "--data-dir", str(data_dir),
+        "--listen-client-urls", client_url,
+        "--advertise-client-urls", client_url,
+        "--listen-peer-urls", peer_url,
+        "--initial-advertise-peer-urls", peer_url,
+        "--initial-cluster", f"oracle={peer_url}",
+        "--heartbeat-interval", "10",
+        "--election-timeout", "100",
+        "--log-level", "error",
+        "--logger", "zap",
+        *extra_args,
+    ]
+    with open(workdir / "etcd.log", "wb") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    return proc, f"127.0.0.1:{client_port}", data_dir
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _wait_ready(endpoint: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -92,7 +117,7 @@ def _wait_ready(endpoint: str, proc: subprocess.Popen[bytes], log_path: Path) ->
         stub = rpc_pb2_grpc.MaintenanceStub(channel)
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"etcd exited early: {log_path.read_text()[-2000:]}")
+                raise EtcdExitedError(f"etcd exited early: {log_path.read_text()[-2000:]}")
             try:
                 status = stub.Status(rpc_pb2.StatusRequest(), timeout=1.0)
                 if status.leader != 0:
