@@ -364,6 +364,7 @@ class WatchHub:
         previous = self._notified_revision
         self._notified_revision = revision
         stripped: dict[int, tuple[Event, ...]] = {}
+        became_ready: list[Watcher] = []
         for w, per_rev in touched.items():
             next_revision = max(w._next_revision, previous + 1)
             was_empty = w._buffered_events == 0
@@ -382,6 +383,10 @@ class WatchHub:
                     self._push(w, rev, delivered)
                 w._next_revision = rev + 1
             if was_empty and w._buffered_events and w.on_ready is not None:
+                became_ready.append(w)
+        # Callbacks run once the hub is consistent again (they may call back into it).
+        for w in became_ready:
+            if w.on_ready is not None:
                 w.on_ready(w)
 
     # --- catch-up path --------------------------------------------------------------------

@@ -451,3 +451,15 @@ def test_on_ready_for_catch_up_and_compaction(tmp_path: Path) -> None:
         assert ready == [behind, gone]
         batch = gone.take(1)
         assert batch is not None and batch.canceled
+
+
+def test_on_ready_may_call_back_into_the_hub(node: Node) -> None:
+    # Callbacks run after the notify has finished its bookkeeping, so they may cancel watchers.
+    victims: list[Watcher] = []
+    first = node.hub.watch(key=b"k", on_ready=lambda w: node.hub.cancel(victims[0]))
+    victims.append(node.hub.watch(key=b"k", on_ready=lambda w: None))
+    node.put(b"k")
+    assert victims[0].closed and victims[0].take(10) is None
+    batch = first.take(10)
+    assert batch is not None and len(batch.events) == 1
+    assert len(node.hub) == 1
