@@ -20,6 +20,7 @@ PUT_10X100_MIN = 2000.0
 WATCH_P50_MAX_MS = 50.0
 RSS_MAX_MIB = 300.0
 CLIENT_BUSY_WARN = 0.85
+CLIENT_BUSY_NOTE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +61,15 @@ def notes(r: RunResult) -> str:
                      f"{c.get('puts', 0) / r.duration_s:.0f} puts/s, "
                      f"{c.get('complete_watchers', 0)}/{c.get('watchers', 0)} watchers complete")
     if r.workload == "txn-cas":
-        parts.append(f"cas ok {c.get('succeeded', 0)} failed {c.get('failed', 0)}")
+        parts.append(f"cas ok {c.get('succeeded', 0)} failed {c.get('failed', 0)}, "
+                     f"{c.get('initial_reads', 0)} ops also read the key first")
     if r.workload == "lease":
         parts.append(f"cycles {c.get('cycles', 0)}; " + " ".join(
             f"{k} p50 {s.p50_ms:.2f}ms" for k, s in r.sub_latency.items()))
     if r.client_busy >= CLIENT_BUSY_WARN:
         parts.append(f"CLIENT-BOUND: a load process used {r.client_busy:.0%} of a core")
+    elif r.client_busy >= CLIENT_BUSY_NOTE:
+        parts.append(f"busiest load process {r.client_busy:.0%} of a core")
     if r.errors:
         parts.append(f"first error: {r.first_error}")
     return "; ".join(parts)

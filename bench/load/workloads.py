@@ -178,7 +178,10 @@ class RangeSerializableWorkload(RangeWorkload):
 
 class TxnCasWorkload(_ClosedLoop):
     """Compare-and-swap on mod_revision: each client remembers the last mod_revision it
-    saw per key, so contention (other clients on the same key) shows up as failed txns."""
+    saw per key, so contention (other clients on the same key) shows up as failed txns.
+    One op is one CAS attempt: a Txn, preceded by a Range the first time this client
+    touches the key (counted in `initial_reads`; with a key space much larger than the
+    ops of a short run, most ops are Range + Txn)."""
 
     async def client_state(self, i: int, channel: grpc.aio.Channel) -> Any:
         return (rpc_pb2_grpc.KVStub(channel), {})
