@@ -177,3 +177,51 @@ def test_known_bytes_round_trip() -> None:
     msg = rpc_pb2.PutRequest.FromString(wire)
     assert (msg.key, msg.value, msg.lease, msg.prev_kv) == (b"a", b"b", 7, True)
     assert msg.SerializeToString() == wire
+
+
+ETCD_35_MESSAGES = """
+ResponseHeader RangeRequest RangeResponse PutRequest PutResponse DeleteRangeRequest
+DeleteRangeResponse RequestOp ResponseOp Compare TxnRequest TxnResponse CompactionRequest
+CompactionResponse HashRequest HashKVRequest HashKVResponse HashResponse SnapshotRequest
+SnapshotResponse WatchRequest WatchCreateRequest WatchCancelRequest WatchProgressRequest
+WatchResponse LeaseGrantRequest LeaseGrantResponse LeaseRevokeRequest LeaseRevokeResponse
+LeaseCheckpoint LeaseCheckpointRequest LeaseCheckpointResponse LeaseKeepAliveRequest
+LeaseKeepAliveResponse LeaseTimeToLiveRequest LeaseTimeToLiveResponse LeaseLeasesRequest
+LeaseStatus LeaseLeasesResponse Member MemberAddRequest MemberAddResponse MemberRemoveRequest
+MemberRemoveResponse MemberUpdateRequest MemberUpdateResponse MemberListRequest
+MemberListResponse MemberPromoteRequest MemberPromoteResponse DefragmentRequest
+DefragmentResponse MoveLeaderRequest MoveLeaderResponse AlarmRequest AlarmMember AlarmResponse
+DowngradeRequest DowngradeResponse StatusRequest StatusResponse AuthEnableRequest
+AuthDisableRequest AuthStatusRequest AuthenticateRequest AuthUserAddRequest AuthUserGetRequest
+AuthUserDeleteRequest AuthUserChangePasswordRequest AuthUserGrantRoleRequest
+AuthUserRevokeRoleRequest AuthRoleAddRequest AuthRoleGetRequest AuthUserListRequest
+AuthRoleListRequest AuthRoleDeleteRequest AuthRoleGrantPermissionRequest
+AuthRoleRevokePermissionRequest AuthEnableResponse AuthDisableResponse AuthStatusResponse
+AuthenticateResponse AuthUserAddResponse AuthUserGetResponse AuthUserDeleteResponse
+AuthUserChangePasswordResponse AuthUserGrantRoleResponse AuthUserRevokeRoleResponse
+AuthRoleAddResponse AuthRoleGetResponse AuthRoleListResponse AuthUserListResponse
+AuthRoleDeleteResponse AuthRoleGrantPermissionResponse AuthRoleRevokePermissionResponse
+""".split()
+
+
+def test_every_etcd_35_message_is_declared() -> None:
+    assert set(rpc_pb2.DESCRIPTOR.message_types_by_name) == set(ETCD_35_MESSAGES)
+    assert set(kv_pb2.DESCRIPTOR.message_types_by_name) == {"KeyValue", "Event"}
+    assert set(auth_pb2.DESCRIPTOR.message_types_by_name) == {
+        "UserAddOptions", "User", "Permission", "Role"
+    }
+
+
+def test_every_rpc_takes_and_returns_its_etcd_messages() -> None:
+    # etcd's pattern: Xxx(XxxRequest) returns (XxxResponse), with these documented exceptions.
+    exceptions = {"Compact": ("CompactionRequest", "CompactionResponse")}
+    for service in rpc_pb2.DESCRIPTOR.services_by_name.values():
+        for m in service.methods:
+            if m.name in exceptions:
+                assert (m.input_type.name, m.output_type.name) == exceptions[m.name]
+            elif service.name == "Auth" and m.name.startswith(("User", "Role")):
+                assert m.input_type.name == f"Auth{m.name}Request"
+                assert m.output_type.name == f"Auth{m.name}Response"
+            else:
+                assert m.input_type.name == f"{m.name}Request", m.full_name
+                assert m.output_type.name == f"{m.name}Response", m.full_name
