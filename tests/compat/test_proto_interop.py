@@ -12,7 +12,15 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from api.proto import kv_pb2, rpc_pb2, rpc_pb2_grpc
+from api.proto import (
+    kv_pb2,
+    rpc_pb2,
+    rpc_pb2_grpc,
+    v3election_pb2,
+    v3election_pb2_grpc,
+    v3lock_pb2,
+    v3lock_pb2_grpc,
+)
 from tests.compat.etcd_server import EtcdServer, etcd_binary, run_etcd
 
 pytestmark = [
@@ -126,3 +134,22 @@ def test_watch_stream(channel: grpc.Channel) -> None:
         (kv_pb2.Event.DELETE, b"watch/a", start + 1),
     ]
     assert events[1].prev_kv.value == b"1"
+
+
+def test_lock_and_election_services(channel: grpc.Channel) -> None:
+    lease_id = rpc_pb2_grpc.LeaseStub(channel).LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=60)).ID
+    lock = v3lock_pb2_grpc.LockStub(channel)
+    held = lock.Lock(v3lock_pb2.LockRequest(name=b"interop-lock", lease=lease_id), timeout=10)
+    # etcd's lock key is "<name>/<lease ID in hex>".
+    assert held.key == b"interop-lock/" + format(lease_id, "x").encode()
+    lock.Unlock(v3lock_pb2.UnlockRequest(key=held.key), timeout=10)
+
+    election = v3election_pb2_grpc.ElectionStub(channel)
+    won = election.Campaign(
+        v3election_pb2.CampaignRequest(name=b"interop-elect", lease=lease_id, value=b"me"),
+        timeout=10,
+    )
+    assert won.leader.name == b"interop-elect" and won.leader.lease == lease_id
+    leader = election.Leader(v3election_pb2.LeaderRequest(name=b"interop-elect"), timeout=10)
+    assert leader.kv.value == b"me" and leader.kv.create_revision == won.leader.rev
+    election.Resign(v3election_pb2.ResignRequest(leader=won.leader), timeout=10)
