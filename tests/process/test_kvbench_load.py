@@ -1,6 +1,6 @@
 """`kvbench load` smoke test: every workload, short runs, against real etcd and kvstore.
 
-The runs are short (about a second each) so the whole file stays within its ~40 s budget;
+The runs are short (0.8-1 s each) so the whole file stays within its ~40 s budget;
 what is checked is that the load generator works end to end (worker processes, merge,
 /proc sampling, report, JSON), not the figures themselves. The histogram is checked
 against exact percentiles of sorted samples.
@@ -39,7 +39,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[BenchServer]:
 
 def _plan(workload: str) -> LoadPlan:
     return LoadPlan(
-        workload=workload, conns=2, clients=4, procs=2, duration_s=1.0, key_size=8,
+        workload=workload, conns=2, clients=4, procs=2, duration_s=0.8, key_size=8,
         val_size=64, key_space=KEY_SPACE, watchers=20, watch_streams=2, watch_rate=50.0,
         drain_s=5.0,
     )
@@ -62,7 +62,7 @@ def test_workload_reports_throughput_latency_cpu_and_rss(server: BenchServer, wo
         assert result.thread_ms_per_op <= result.cpu_ms_per_op + 1e-9
     if workload == "watch":
         delivered, expected, full = watch_delivery(result)
-        assert result.counters["puts"] >= 40  # 50 puts/s for 1 s, give or take the pacing
+        assert result.counters["puts"] >= 30  # 50 puts/s for 0.8 s, give or take the pacing
         assert full, (delivered, expected, result.counters)
     if workload == "txn-cas":
         assert result.counters["succeeded"] > 0
