@@ -5,17 +5,21 @@
 * A linearizable read on a follower sees a write the leader has just acknowledged
   (ReadIndex: the follower waits until it has applied up to the leader's commit index).
 * Watches on the leader and on each follower deliver the same events in the same order.
+* Linearizable reads arriving at the same moment on different members all complete
+  promptly (this is what `etcdctl endpoint health --cluster` does).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
+import grpc
 import pytest
 
 from api.proto import rpc_pb2
-from tests.process.cluster import Cluster, run_cluster
+from tests.process.cluster import READ_INDEX_CTX_BUG, Cluster, run_cluster
 from tests.process.grpc_helpers import WatchStream
 
 pytestmark = pytest.mark.slow
@@ -67,6 +71,33 @@ def test_linearizable_read_on_follower_sees_leader_ack(cluster: Cluster) -> None
             got = cluster.get(f, b"lin")
             assert got.header.revision >= rev
             assert [kv.value for kv in got.kvs] == [str(n).encode()], f"follower {f} read stale data"
+
+
+@pytest.mark.xfail(strict=True, reason=READ_INDEX_CTX_BUG)
+def test_concurrent_linearizable_reads_on_all_members(cluster: Cluster) -> None:
+    cluster.put(0, b"health", b"x")
+    for rnd in range(20):
+        barrier = threading.Barrier(3)
+        outcome: dict[int, str] = {}
+
+        def read(i: int, barrier: threading.Barrier, outcome: dict[int, str]) -> None:
+            barrier.wait()
+            t0 = time.monotonic()
+            try:
+                cluster.get(i, b"health", timeout=1.0)
+                outcome[i] = f"ok in {time.monotonic() - t0:.3f}s"
+            except grpc.RpcError as exc:
+                outcome[i] = f"{exc.code().name} after {time.monotonic() - t0:.3f}s"
+
+        threads = [threading.Thread(target=read, args=(i, barrier, outcome)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        leader = cluster.leader()
+        assert all(v.startswith("ok") for v in outcome.values()), (
+            f"round {rnd}, leader {leader}: {outcome}"
+        )
 
 
 def test_watch_on_followers_matches_leader(cluster: Cluster) -> None:
