@@ -555,6 +555,9 @@ class Store:
         """Install a snapshot_to() file as the store of `data_dir` (no Store may be open on it)."""
         kv_dir = Path(data_dir) / "member" / "kv"
         kv_dir.mkdir(parents=True, exist_ok=True)
+        with _OPEN_LOCK:
+            if str(kv_dir.resolve()) in _OPEN_PATHS:
+                raise StorageError(f"{kv_dir} is open in this process: close it first")
         tmp = kv_dir / (_DATA_FILE + ".restore")
         shutil.copyfile(path, tmp)
         with open(tmp, "rb") as f:

@@ -301,3 +301,10 @@ def test_writemap_mode(data_dir: Path, durable: bool) -> None:
         assert (s.current_revision, s.hash(), dump(s)) == state
     with Store(data_dir, durable=durable, writemap=True) as s:
         assert (s.current_revision, s.hash(), dump(s)) == state
+
+
+def test_restore_refuses_an_open_store(store: Store, data_dir: Path, tmp_path: Path) -> None:
+    snap = tmp_path / "snap.db"
+    store.snapshot_to(snap)
+    with pytest.raises(StorageError, match="close it first"):
+        Store.restore_from(snap, data_dir)
