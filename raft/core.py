@@ -266,9 +266,10 @@ class Raft:
     # ------------------------------------------------------------------ step
 
     def step(self, m: Message) -> None:
-        if m.term == 0:
-            pass
-        elif m.term > self.term:
+        term = m.term
+        if term == self.term or term == 0:
+            pass  # the common case first: our own term, or a local message
+        elif term > self.term:
             if m.type in _VOTE_TYPES:
                 force = m.context == CAMPAIGN_TRANSFER
                 in_lease = (
@@ -288,7 +289,7 @@ class Raft:
                 self.become_follower(m.term, m.from_)
             else:
                 self.become_follower(m.term, NONE)
-        elif m.term < self.term:
+        else:  # a stale term
             if (self.check_quorum or self.pre_vote) and m.type in (
                 MSG_HEARTBEAT,
                 MSG_APP,

@@ -101,7 +101,8 @@ class RaftLog:
         if not self.match_term(index, log_term):
             return None
         last_new = index + len(ents)
-        ci = self.find_conflict(ents)
+        # A commit-only MsgApp carries no entries: nothing can conflict.
+        ci = self.find_conflict(ents) if ents else 0
         if ci != 0:
             invariant(ci > self.committed, "entry %d conflicts with committed entry", ci)
             self.append(ents[ci - index - 1 :])

@@ -161,8 +161,9 @@ class ProgressTracker:
         return len(self.voters) == 1
 
     def committed(self) -> int:
+        # Runs on every MsgAppResp: hand quorum the match indexes rather than a callback.
         prs = self.progress
-        return quorum.committed_index(self.voters, lambda id: prs[id].match)
+        return quorum.committed_index_of([prs[id].match for id in self.voters])
 
     def quorum_active(self) -> bool:
         prs = self.progress

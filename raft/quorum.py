@@ -24,13 +24,18 @@ class VoteResult(enum.Enum):
 
 
 def committed_index(voters: Collection[int], match: Callable[[int], int]) -> int:
-    n = len(voters)
+    return committed_index_of([match(v) for v in voters])
+
+
+def committed_index_of(matches: list[int]) -> int:
+    """`committed_index` given the voters' match indexes (in any order)."""
+    n = len(matches)
     if n == 0:
         return NO_CONSTRAINT
     if n == 1:
-        return match(next(iter(voters)))
-    srt = sorted((match(v) for v in voters), reverse=True)
-    return srt[n // 2]
+        return matches[0]
+    matches.sort(reverse=True)
+    return matches[n // 2]
 
 
 def vote_result(voters: Collection[int], votes: Mapping[int, bool]) -> VoteResult:

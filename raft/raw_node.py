@@ -78,9 +78,10 @@ class RawNode:
         Raises StepLocalMsgError for local-only message types and StepPeerNotFoundError for a
         response from a node outside the configuration. A proposal forwarded by a follower
         that this node cannot accept is dropped silently (the proposer times out)."""
-        if message.type in LOCAL_MESSAGE_TYPES:
-            raise StepLocalMsgError(f"cannot step local message {message.type.value}")
-        if message.type in RESPONSE_MESSAGE_TYPES and message.from_ not in self._raft.trk.progress:
+        t = message.type
+        if t in LOCAL_MESSAGE_TYPES:
+            raise StepLocalMsgError(f"cannot step local message {t.value}")
+        if t in RESPONSE_MESSAGE_TYPES and message.from_ not in self._raft.trk.progress:
             raise StepPeerNotFoundError(f"response from unknown peer {message.from_}")
         try:
             self._raft.step(message)
@@ -193,15 +194,17 @@ class RawNode:
         sync = bool(entries) or snapshot is not None
         if not sync and hard_changed:
             sync = must_sync(hard_state=hard, prev=prev_hard, entries_count=0, has_snapshot=False)
+        # Positional, in field order (soft_state, hard_state, entries, snapshot,
+        # committed_entries, messages, read_states, must_sync): one Ready per node per batch.
         rd = Ready(
-            soft_state=soft if soft_changed else None,
-            hard_state=hard if hard_changed else None,
-            entries=entries,
-            snapshot=snapshot,
-            committed_entries=log.next_committed_ents(),
-            messages=r.msgs,
-            read_states=r.read_states,
-            must_sync=sync,
+            soft if soft_changed else None,
+            hard if hard_changed else None,
+            entries,
+            snapshot,
+            log.next_committed_ents(),
+            r.msgs,
+            r.read_states,
+            sync,
         )
         r.msgs = []
         r.read_states = []
@@ -226,7 +229,8 @@ class RawNode:
         committed = ready.committed_entries
         if committed:
             log.applied_to(committed[-1].index)
-            self._raft.reduce_uncommitted_size(payload_size(committed))
+            if self._raft.uncommitted_size:  # always 0 on a follower: skip the sum
+                self._raft.reduce_uncommitted_size(payload_size(committed))
 
     # ------------------------------------------------------------- inspection
 

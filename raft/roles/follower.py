@@ -85,7 +85,8 @@ def handle_append_entries(r: Raft, m: Message) -> None:
         return
     last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
     if last_new is not None:
-        r.send(Message(MSG_APP_RESP, to=m.from_, from_=r.id, term=r.term, index=last_new))
+        # Positional (type, to, from_, term, log_term, index): the hot path of a follower.
+        r.msgs.append(Message(MSG_APP_RESP, m.from_, r.id, r.term, 0, last_new))
         return
     # Raft §5.3 consistency check failed. Hint the leader with the last index whose term is
     # <= the term it probed with, so it can skip a whole divergent term per round trip.

@@ -86,6 +86,18 @@ def test_commit_and_apply() -> None:
         log.append([Entry(3, 2)])  # before the commit index
 
 
+def test_committed_entries_compacted_away_are_not_handed_out() -> None:
+    # The application compacted its storage past the commit index (its own snapshot): the
+    # entries in between can no longer be applied from the log, and none are offered.
+    s = new_storage((1,))
+    s.append(ents(1, 1, 1, 1, 1))
+    log = RaftLog(s)
+    log.commit_to(2)
+    s.compact(4)
+    assert not log.has_next_committed_ents()
+    assert log.next_committed_ents() == ()
+
+
 def test_slice_across_storage_and_unstable() -> None:
     log = _log(1, 1, 1, index=2, term=1)
     log.append([Entry(2, 6), Entry(2, 7)])
@@ -131,3 +143,4 @@ def test_max_applying_size() -> None:
 def test_append_nothing() -> None:
     log = _log(1, 1)
     assert log.append([]) == 2
+    assert log.entries(3, 100) == []  # nothing after the last index
