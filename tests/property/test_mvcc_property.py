@@ -15,7 +15,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from kvstore.errors import CompactedError, DuplicateKeyError, FutureRevisionError, KvError
+from kvstore.errors import (
+    CompactedError,
+    DuplicateKeyError,
+    FutureRevisionError,
+    KvError,
+    LeaseExistsError,
+    LeaseNotFoundError,
+)
 from kvstore.store import Store
 from kvstore.types import (
     ApplyResult,
@@ -28,6 +35,9 @@ from kvstore.types import (
     Event,
     EventType,
     KeyValue,
+    LeaseGrantRequest,
+    LeaseGrantResponse,
+    LeaseRevokeRequest,
     PutRequest,
     PutResponse,
     RangeRequest,
@@ -59,6 +69,7 @@ class MvccMachine(RuleBasedStateMachine):
         self.states: list[dict[bytes, KeyValue]] = [{}, {}]  # index = revision; rev 1 is empty
         self.compact = -1
         self.events: list[Event] = []
+        self.leases: set[int] = set()
 
     def teardown(self) -> None:
         self.store.close()
@@ -76,7 +87,9 @@ class MvccMachine(RuleBasedStateMachine):
 
     # --- model helpers --------------------------------------------------------------------
 
-    def model_write(self, puts: dict[bytes, bytes], dels: list[bytes]) -> list[Event]:
+    def model_write(
+        self, puts: dict[bytes, bytes], dels: list[bytes], lease: int = 0
+    ) -> list[Event]:
         """Apply deletes then puts at one new revision (callers keep the keys disjoint)."""
         cur = self.states[-1]
         new = dict(cur)
@@ -88,7 +101,7 @@ class MvccMachine(RuleBasedStateMachine):
         for k, v in puts.items():
             prev = cur.get(k)
             kv = KeyValue(k, prev.create_revision if prev else main, main,
-                          prev.version + 1 if prev else 1, v, 0)
+                          prev.version + 1 if prev else 1, v, lease)
             new[k] = kv
             evs.append(Event(EventType.PUT, kv, prev))
         if evs:
@@ -98,14 +111,39 @@ class MvccMachine(RuleBasedStateMachine):
 
     # --- rules ----------------------------------------------------------------------------
 
-    @rule(key=keys_st, value=values_st, prev=st.booleans())
-    def put(self, key: bytes, value: bytes, prev: bool) -> None:
+    @rule(key=keys_st, value=values_st, prev=st.booleans(), lease=st.sampled_from([0, 0, 1, 2]))
+    def put(self, key: bytes, value: bytes, prev: bool, lease: int) -> None:
+        if lease and lease not in self.leases:
+            assert self.apply(PutRequest(key, value, lease=lease)) == LeaseNotFoundError()
+            return
         before = self.states[-1].get(key)
-        evs = self.model_write({key: value}, [])
-        out = self.apply(PutRequest(key, value, prev_kv=prev))
+        evs = self.model_write({key: value}, [], lease)
+        out = self.apply(PutRequest(key, value, lease=lease, prev_kv=prev))
         assert isinstance(out, ApplyResult)
         assert out.response == PutResponse(before if prev else None, self.rev)
         assert list(out.events) == evs
+
+    @rule(lease=st.sampled_from([1, 2]))
+    def grant(self, lease: int) -> None:
+        out = self.apply(LeaseGrantRequest(60, id=lease))
+        if lease in self.leases:
+            assert out == LeaseExistsError()
+        else:
+            assert isinstance(out, ApplyResult) and out.response == LeaseGrantResponse(
+                lease, 60, self.rev)
+            self.leases.add(lease)
+
+    @rule(lease=st.sampled_from([1, 2]))
+    def revoke(self, lease: int) -> None:
+        out = self.apply(LeaseRevokeRequest(lease))
+        if lease not in self.leases:
+            assert out == LeaseNotFoundError()
+            return
+        self.leases.discard(lease)
+        attached = [k for k, kv in self.states[-1].items() if kv.lease == lease]
+        evs = self.model_write({}, attached)  # all of them in ONE revision
+        assert isinstance(out, ApplyResult)
+        assert out.revision == self.rev and list(out.events) == evs
 
     @rule(key=keys_st, end=ends_st)
     def delete(self, key: bytes, end: bytes) -> None:
