@@ -141,8 +141,9 @@ class EtcdExecutor:
 class Generator:
     """Draws one request at a time; `observe` feeds back the outcome (revision, leases)."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, *, negative_lease_ids: bool = True) -> None:
         self.rng = rng
+        self.negative_lease_ids = negative_lease_ids
         self.revision = 1
         self.compact_revision = 0
         self.leases = LeaseMap()
@@ -297,7 +298,7 @@ class Generator:
         r = rng.random()
         if r < 0.04:
             return t.LeaseGrantRequest(ttl=9_000_000_001)  # "too large lease TTL"
-        if r < 0.08:
+        if r < 0.08 and self.negative_lease_ids:
             # etcd 3.4 grants a negative ID as asked (its lessor only special-cases 0).
             lease_id = -rng.randint(1, 10**6)
             self.explicit_ids.append(lease_id)
