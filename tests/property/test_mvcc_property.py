@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from kvstore.errors import (
     CompactedError,
@@ -122,6 +122,10 @@ class MvccMachine(RuleBasedStateMachine):
         assert isinstance(out, ApplyResult)
         assert out.response == PutResponse(before if prev else None, self.rev)
         assert list(out.events) == evs
+
+    @initialize()
+    def first_lease(self) -> None:
+        self.grant(1)  # most runs then attach, move and revoke keys
 
     @rule(lease=st.sampled_from([1, 2]))
     def grant(self, lease: int) -> None:
@@ -250,7 +254,6 @@ class MvccMachine(RuleBasedStateMachine):
                         else self.states[e.kv.mod_revision - 1].get(e.kv.key))
             assert e.prev_kv == expected
 
-    @precondition(lambda self: self.index > 0)
     @rule()
     def reopen(self) -> None:
         self.store.close()
@@ -264,7 +267,7 @@ class MvccMachine(RuleBasedStateMachine):
 
 
 MvccMachine.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=100,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
