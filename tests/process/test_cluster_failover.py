@@ -6,6 +6,9 @@ measure the time from the fault to the first acknowledged write *sent after* the
 (so a write already in flight to the old leader does not count), then bring the old leader
 back and check that no acknowledged write is lost: every member ends at the same applied
 index and the same HashKV, and holds every acked key with its value at the acked revision.
+
+Each test also runs against a real 3-member etcd 3.4 cluster with the same flags, the
+oracle for the test itself (and a reference figure for the failover time).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pytest
 
 from api.proto import rpc_pb2
 from tests.process.cluster import Cluster, run_cluster
+from tests.process.servers import KINDS
 
 pytestmark = pytest.mark.slow
 
@@ -124,9 +128,9 @@ def check_no_acked_write_lost(cluster: Cluster, acks: list[Ack]) -> None:
         assert not lost, f"member {i}: {len(lost)} acked writes lost or changed, e.g. {lost[:3]}"
 
 
-def run_leader_fault(fault: Callable[[Cluster, int], None], recover: Callable[[Cluster, int], None],
-                     label: str) -> None:
-    with run_cluster("kvstore") as cluster:
+def run_leader_fault(kind: str, fault: Callable[[Cluster, int], None],
+                     recover: Callable[[Cluster, int], None], label: str) -> None:
+    with run_cluster(kind) as cluster:
         loop = WriteLoop(cluster)
         loop.start()
         try:
@@ -138,7 +142,7 @@ def run_leader_fault(fault: Callable[[Cluster, int], None], recover: Callable[[C
             budget = 3 * cluster.election_ms / 1000 + SLACK_S
             first = loop.first_ack_sent_after(t_fault, timeout=budget + 5)
             took = first.acked - t_fault
-            print(f"\n{label}: first write acknowledged {took * 1000:.0f} ms after the fault "
+            print(f"\n{kind} {label}: first write acknowledged {took * 1000:.0f} ms after the fault "
                   f"(budget {budget * 1000:.0f} ms)")
             new = cluster.leader(among=[i for i in range(3) if i != old])
             assert new != old
@@ -155,15 +159,18 @@ def run_leader_fault(fault: Callable[[Cluster, int], None], recover: Callable[[C
         cluster.wait_leader()
 
 
-def test_sigkill_leader_during_writes() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_sigkill_leader_during_writes(kind: str) -> None:
     run_leader_fault(
+        kind,
         lambda c, i: c.kill(i),
         lambda c, i: c.restart(i),
         "SIGKILL leader",
     )
 
 
-def test_sigstop_leader_longer_than_election_timeout() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_sigstop_leader_longer_than_election_timeout(kind: str) -> None:
     def fault(c: Cluster, i: int) -> None:
         c.stop_sigstop(i)
 
@@ -172,11 +179,12 @@ def test_sigstop_leader_longer_than_election_timeout() -> None:
         time.sleep(max(0.0, 2 * c.election_ms / 1000))
         c.cont(i)
 
-    run_leader_fault(fault, recover, "SIGSTOP leader")
+    run_leader_fault(kind, fault, recover, "SIGSTOP leader")
 
 
-def test_whole_cluster_restart_from_disk() -> None:
-    with run_cluster("kvstore") as cluster:
+@pytest.mark.parametrize("kind", KINDS)
+def test_whole_cluster_restart_from_disk(kind: str) -> None:
+    with run_cluster(kind) as cluster:
         written: dict[bytes, tuple[bytes, int]] = {}
         for n in range(60):
             key = f"r/{n:03d}".encode()
