@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -137,7 +138,7 @@ def test_watch_on_followers_matches_leader(cluster: Cluster) -> None:
         # Deleting a key that does not exist makes no event, so count by revision.
         hist = []
         for s in streams:
-            got = []
+            got: list[Any] = []
             while not got or got[-1].kv.mod_revision < end:
                 got.extend(s.next(timeout=10).events)
             hist.append([event_tuple(e) + (e.prev_kv.value,) for e in got])

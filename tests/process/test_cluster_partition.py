@@ -5,7 +5,7 @@ written a new value, a linearizable read on the minority must fail or time out: 
 never answer with the old value (a ReadIndex needs a quorum of heartbeat acks, which the
 minority cannot get). Writes there fail too; the majority keeps serving. With
 `hasleader=true` metadata the minority answers UNAVAILABLE "etcdserver: no leader" once it
-has noticed it lost the leader. After healing, every member converges to the same HashKV
+has noticed it lost the leader, and an open hasleader watch stream ends with that error. After healing, every member converges to the same HashKV
 and the minority serves the new value.
 
 Real etcd has no partition flag, so these run against kvstore only; the expected answers
@@ -15,12 +15,15 @@ are etcd's (v3rpc interceptor for hasleader, ReadIndex for linearizable reads).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pytest
 
 from api.proto import rpc_pb2
 from tests.process.cluster import Cluster, retry, run_cluster
+from tests.process.grpc_helpers import WatchStream
 
 pytestmark = pytest.mark.slow
 
@@ -36,12 +39,13 @@ def wait_lost_leader(cluster: Cluster, i: int, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def must_fail(call_name: str, call: object) -> grpc.StatusCode:
+def must_fail(call_name: str, call: Callable[[], object]) -> grpc.StatusCode:
     try:
-        resp = call()  # type: ignore[operator]
+        resp = call()
     except grpc.RpcError as exc:
         assert exc.code() in FAILED, f"{call_name}: unexpected {exc.code()} {exc.details()}"
-        return exc.code()  # type: ignore[no-any-return]
+        code: grpc.StatusCode = exc.code()
+        return code
     raise AssertionError(f"{call_name} on the minority succeeded: {resp}")
 
 
@@ -86,15 +90,28 @@ def test_hasleader_on_minority_fails_with_no_leader() -> None:
         minority = (leader + 1) % 3
         # With the leader it answers normally, hasleader or not.
         assert cluster.get(minority, b"k", metadata=HASLEADER).count == 1
+        watch = WatchStream(cluster.stubs(minority), metadata=tuple(HASLEADER))
+        watch.create(b"k")
+        assert watch.next().created
         cluster.partition(minority)
         wait_lost_leader(cluster, minority)
-        for call in (
+        # An open hasleader watch stream ends with the same error (etcd's leader monitor).
+        try:
+            watch.next(timeout=5.0)
+        except grpc.RpcError as exc:
+            assert (exc.code(), exc.details()) == (grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader")
+        else:
+            raise AssertionError("a hasleader=true watch on a leaderless minority stayed open")
+        finally:
+            watch.close()
+        calls: list[Callable[[], Any]] = [
             lambda: cluster.get(minority, b"k", metadata=HASLEADER, timeout=5.0),
             lambda: cluster.get(minority, b"k", serializable=True, metadata=HASLEADER, timeout=5.0),
             lambda: cluster.stubs(minority).kv.Put(
                 rpc_pb2.PutRequest(key=b"k", value=b"x"), metadata=HASLEADER, timeout=5.0
             ),
-        ):
+        ]
+        for call in calls:
             t0 = time.monotonic()
             try:
                 call()
