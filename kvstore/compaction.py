@@ -11,7 +11,8 @@ records `compact_revision`. The physical part walks the `rev` database in revisi
 from the saved cursor, over main < C, in LMDB write transactions of at most `batch_limit`
 revisions (etcd's --experimental-compaction-batch-limit, default 1000), so a large
 compaction never holds one huge transaction. The cursor is saved in `meta` in each batch's
-transaction, so a crash resumes where it stopped (Store.__init__ finishes it).
+transaction, so a crash resumes where it stopped (Store() finishes it on open, or the
+node through run_pending_compaction when compact_inline=False).
 
 Walking in revision order means that when we look at a version, every older version of
 the same key has already been decided, and "superseded" is simply: the next version of the
