@@ -3,9 +3,12 @@
 Compaction at revision C (etcd mvcc/kvstore_compaction.go) keeps, for every key, only the
 latest version with main <= C, and not even that one when it is a tombstone older than C;
 versions at C itself and above are untouched. Keeping everything *at* C (tombstones too) is
-etcd's fix for watches losing a delete event around compaction (etcd-io/etcd#18089, the
-tombstone at the compaction revision is kept since 3.4.34/3.5.15): a watcher told "compacted
-at C" re-watches from C, and `events_since(C)` must still hold every event of revision C.
+etcd's fix for watches losing a delete event around compaction (etcd-io/etcd#18089, fixed
+by #18274 "keep tombstone if revision == compactAtRev", backported to 3.4 and 3.5): a
+watcher told "compacted at C" re-watches from C, and `events_since(C)` must still hold every
+event of revision C. (Removing the last revision's tombstone also made etcd's revision go
+back after a restart, #17780; our revision lives in `meta`, so it never depends on what
+compaction keeps.)
 The logical part (reads below C fail from now on) happens in the apply transaction that
 records `compact_revision`. The physical part walks the `rev` database in revision order
 from the saved cursor, over main < C, in LMDB write transactions of at most `batch_limit`
