@@ -104,8 +104,9 @@ class RaftLog:
         # A commit-only MsgApp carries no entries: nothing can conflict.
         ci = self.find_conflict(ents) if ents else 0
         if ci != 0:
+            # append()'s own check (nothing before the commit index) is this one.
             invariant(ci > self.committed, "entry %d conflicts with committed entry", ci)
-            self.append(ents[ci - index - 1 :])
+            self.unstable.truncate_and_append(ents[ci - index - 1 :])
         self.commit_to(min(committed, last_new))
         return last_new
 
@@ -222,7 +223,14 @@ class RaftLog:
         first = self.first_index()
         if lo < first:
             raise CompactedError(f"entry {lo} is compacted (first index {first})")
-        invariant(lo <= hi <= self.last_index() + 1, "slice[%d,%d) out of bound", lo, hi)
+        # hi <= offset is within the log when the storage holds what it was given; the storage
+        # checks its own bound. Only a slice reaching into unstable asks for last_index().
+        invariant(
+            lo <= hi and (hi <= offset or hi <= self.last_index() + 1),
+            "slice[%d,%d) out of bound",
+            lo,
+            hi,
+        )
         if lo == hi:
             return []
         ents = self.storage.entries(lo, min(hi, offset), max_size)

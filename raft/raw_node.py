@@ -188,8 +188,9 @@ class RawNode:
         if soft_changed:
             soft = r.soft_state()
         hard = r.hard_state() if hard_changed else prev_hard
-        entries = log.unstable_entries()
-        snapshot = log.unstable.snapshot
+        u = log.unstable
+        entries = tuple(u.entries) if u.entries else ()  # log.unstable_entries(), inlined
+        snapshot = u.snapshot
         # Entries or a snapshot always need an fsync: ask must_sync() only about the rest.
         sync = bool(entries) or snapshot is not None
         if not sync and hard_changed:
@@ -201,7 +202,7 @@ class RawNode:
             hard if hard_changed else None,
             entries,
             snapshot,
-            log.next_committed_ents(),
+            log.next_committed_ents() if log.committed > log.applied else (),
             r.msgs,
             r.read_states,
             sync,

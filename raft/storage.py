@@ -99,7 +99,7 @@ class MemoryStorage:
         offset = self._ents[0].index
         if lo <= offset:
             raise CompactedError(f"entry {lo} is compacted (first index {offset + 1})")
-        invariant(hi <= self.last_index() + 1, "entries' hi(%d) is out of bound", hi)
+        invariant(hi <= offset + len(self._ents), "entries' hi(%d) is out of bound", hi)
         if len(self._ents) == 1:
             raise UnavailableError("the log holds only the snapshot point")
         return limit_size(self._ents[lo - offset : hi - offset], max_size)

@@ -84,6 +84,8 @@ def test_commit_and_apply() -> None:
     assert [e.index for e in log.next_committed_ents()] == [3]
     with pytest.raises(InvariantError):
         log.append([Entry(3, 2)])  # before the commit index
+    log.applied_to(3)
+    assert not log.has_next_committed_ents() and log.next_committed_ents() == ()
 
 
 def test_committed_entries_compacted_away_are_not_handed_out() -> None:
