@@ -36,6 +36,7 @@ from raft import ConfState, Entry, EntryType, HardState, MemoryStorage, Ready, S
 from raft.types import SnapshotMetadata
 
 CATCH_UP_ENTRIES = 5000
+CATCH_UP_BYTES = 8 * 1024 * 1024
 
 
 class DataDirError(RuntimeError):
@@ -209,9 +210,19 @@ class MemberDisk:
         """Record the snapshot for raft (sent to slow followers) and drop in-memory entries
         before `index - CATCH_UP_ENTRIES` (event-loop thread)."""
         self.storage.create_snapshot(index, conf_state, body)
-        compact_to = index - CATCH_UP_ENTRIES
-        if compact_to > self.storage.first_index():
-            self.storage.compact(compact_to)
+        # Keep at most CATCH_UP_ENTRIES entries and CATCH_UP_BYTES for slow followers (etcd
+        # keeps 5000 entries; the byte bound keeps RSS flat when entries are large).
+        first = self.storage.first_index()
+        compact_to = max(first, index - CATCH_UP_ENTRIES)
+        kept_bytes = 0
+        lo = index
+        while lo > compact_to:
+            kept_bytes += len(self.storage.entries(lo, lo + 1, 1 << 62)[0].data)
+            if kept_bytes > CATCH_UP_BYTES:
+                break
+            lo -= 1
+        if lo > first:
+            self.storage.compact(lo)
 
     def close(self) -> None:
         if self.wal is not None:

@@ -41,6 +41,7 @@ async def serve(config: ServerConfig) -> None:
     from api.server.node import Node
 
     node = await Node.start(config)
+    await node.published.wait()
     log.info(
         "member %x of cluster %x serving clients on %s (data dir %s)",
         config.member_id, config.cluster_id, ",".join(config.listen_client_urls), config.data_dir,

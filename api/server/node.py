@@ -123,6 +123,7 @@ PENDING_PROPOSALS_MAX = 100_000
 LEASE_REVOKES_PER_PASS_MAX = 500
 LEASE_CHECKPOINT_INTERVAL_S = 60.0
 WATCH_SYNC_EVENTS_MAX = 10_000
+SNAPSHOT_BYTES_TRIGGER = 64 * 1024 * 1024
 
 
 def _has_writes(req: TxnRequest) -> bool:
@@ -179,6 +180,7 @@ class Node:
         self._single_voter = tuple(voters) == (self._member_id,)
         self._applied = recovered.snapshot_index
         self._snapshot_index = recovered.snapshot_index
+        self._bytes_since_snapshot = 0
         self._lead = 0
         self._role = StateType.FOLLOWER
         self._term = disk.storage.initial_state()[0].term
@@ -196,6 +198,9 @@ class Node:
         self._stopped = False
         store.nospace_alarm = self._cluster.has_alarm(ALARM_NOSPACE)
         self.removed = asyncio.Event()
+        # Set once our name and client URLs are in the applied member list: like etcd, the
+        # server starts serving clients only then (`member list` shows them from the start).
+        self.published = asyncio.Event()
         self._leader_channels: dict[str, grpc.aio.Channel] = {}
         self._replication = Replication(
             member_id=self._member_id,
@@ -255,6 +260,8 @@ class Node:
             config.advertise_client_urls, config.name
         ):
             node._tasks.append(asyncio.create_task(node._publish_attributes()))
+        else:
+            node.published.set()
         if config.auto_promote_learners:
             node._tasks.append(asyncio.create_task(node._auto_promote_loop()))
         return node
@@ -266,6 +273,7 @@ class Node:
         while not self._stopped:
             try:
                 await self._propose_any(req, timeout_s=5.0)
+                self.published.set()
                 return
             except (RequestTimeoutError, StoppedError):
                 await asyncio.sleep(0.5)
@@ -520,7 +528,9 @@ class Node:
                 self._wake.set()
         if self._reads_queued:
             self._read_ctx_seq += 1
-            ctx = self._read_ctx_seq.to_bytes(8, "big")
+            # Unique across the cluster (a follower's request is forwarded to the leader,
+            # which ignores a context it already has pending): member ID + sequence.
+            ctx = self._member_id.to_bytes(8, "big") + self._read_ctx_seq.to_bytes(8, "big")
             self._reads_inflight[ctx] = self._reads_queued
             self._reads_queued = []
             self._raw.read_index(ctx)
@@ -534,7 +544,17 @@ class Node:
         snapshot_body = b""
         if rd.snapshot is not None:
             snapshot_body = await self._install_store_snapshot(rd)
-        if rd.snapshot is not None or rd.hard_state is not None or rd.entries:
+        # Fast path: when every committed entry is a key-value request, persisting and
+        # applying share one trip to the disk thread (one hand-off less per batch). Applying
+        # before the messages go out is safe: only committed entries are applied.
+        kv_only = self._kv_only(rd) if rd.snapshot is None and rd.committed_entries else None
+        if kv_only is not None:
+            items, proposal_ids = kv_only
+            outcomes = await loop.run_in_executor(
+                self._disk_pool, self._persist_and_apply, rd, items
+            )
+            self._disk.install(rd)
+        elif rd.snapshot is not None or rd.hard_state is not None or rd.entries:
             await loop.run_in_executor(self._disk_pool, self._persist_timed, rd, snapshot_body)
             self._disk.install(rd, snapshot_body=snapshot_body)
         if rd.snapshot is not None:
@@ -543,7 +563,10 @@ class Node:
             METRICS.proposals_committed_total.set(rd.hard_state.commit)
         if rd.messages:
             self._replication.send(rd.messages)
-        if rd.committed_entries:
+        if kv_only is not None:
+            self._deliver(items, proposal_ids, outcomes)
+            self._after_apply(rd)
+        elif rd.committed_entries:
             await self._apply(rd)
         for rs in rd.read_states:
             for fut in self._reads_inflight.pop(rs.request_ctx, []):
@@ -551,6 +574,29 @@ class Node:
                     fut.set_result(rs.index)
         self._raw.advance(rd)
         await self._maybe_snapshot()
+
+    def _kv_only(self, rd: Ready) -> tuple[list[tuple[int, int, Request]], list[int]] | None:
+        """The committed entries as one store batch, or None if any is not a KV request."""
+        items: list[tuple[int, int, Request]] = []
+        proposal_ids: list[int] = []
+        for entry in rd.committed_entries:
+            if entry.type is EntryType.CONF_CHANGE:
+                return None
+            if not entry.data:
+                continue
+            proposal_id, request = decode(entry.data)
+            if not isinstance(request, _KV_REQUESTS):
+                return None
+            items.append((entry.index, entry.term, request))
+            proposal_ids.append(proposal_id)
+        return items, proposal_ids
+
+    def _persist_and_apply(
+        self, rd: Ready, items: list[tuple[int, int, Request]]
+    ) -> list[ApplyOutcome]:
+        if rd.hard_state is not None or rd.entries:
+            self._persist_timed(rd, b"")
+        return self._apply_timed(items) if items else []
 
     def _persist_timed(self, rd: Ready, snapshot_body: bytes) -> None:
         start = time.perf_counter()
@@ -845,7 +891,11 @@ class Node:
             await self._flush_apply(batch, batch_ids)
             self._apply_cluster(proposal_id, request)
         await self._flush_apply(batch, batch_ids)
+        self._after_apply(rd)
+
+    def _after_apply(self, rd: Ready) -> None:
         self._applied = rd.committed_entries[-1].index
+        self._bytes_since_snapshot += sum(len(e.data) for e in rd.committed_entries)
         METRICS.proposals_applied_total.set(self._applied)
         METRICS.proposals_pending.set(len(self._waiters))
         if self._apply_waiters:
@@ -867,6 +917,13 @@ class Node:
         outcomes = await asyncio.get_running_loop().run_in_executor(
             self._disk_pool, self._apply_timed, items
         )
+        self._deliver(items, proposal_ids, outcomes)
+
+    def _deliver(
+        self, items: list[tuple[int, int, Request]], proposal_ids: list[int],
+        outcomes: list[ApplyOutcome],
+    ) -> None:
+        """After a batch committed in LMDB: watch events, lease clock, waiting clients."""
         events: list[Event] = []
         revision = self._hub.notified_revision
         for (_index, _term, request), proposal_id, outcome in zip(
@@ -920,8 +977,14 @@ class Node:
             fut.set_result(result)
 
     async def _maybe_snapshot(self) -> None:
-        if self._applied - self._snapshot_index < self.config.snapshot_count:
+        # Beyond etcd's --snapshot-count: also snapshot after SNAPSHOT_BYTES_TRIGGER of applied
+        # entries, so big entries (128-op txns) cannot make the in-memory log grow unbounded.
+        if (
+            self._applied - self._snapshot_index < self.config.snapshot_count
+            and self._bytes_since_snapshot < SNAPSHOT_BYTES_TRIGGER
+        ):
             return
+        self._bytes_since_snapshot = 0
         index = self._applied
         loop = asyncio.get_running_loop()
         body = self._cluster.encode()

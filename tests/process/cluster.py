@@ -43,15 +43,6 @@ from tests.process.servers import REPO, free_port
 
 T = TypeVar("T")
 
-# Server bugs these tests found (their tests are xfail(strict=True) with this reason).
-READ_INDEX_CTX_BUG = (
-    "ReadIndex request contexts are not unique across members: api/server/node.py builds the "
-    "ctx from a per-member counter (_read_ctx_seq, starting at 0 on every member), so a "
-    "follower's forwarded MsgReadIndex and the leader's own (or another follower's) read can "
-    "carry the same ctx; raft's ReadOnly.add_request ignores a ctx already pending, so one "
-    "of the reads never gets a read state and times out (DEADLINE_EXCEEDED after the request "
-    "timeout). etcd derives the ctx from a cluster-unique request ID (member ID + counter)."
-)
 
 HEARTBEAT_MS = 50
 ELECTION_MS = 500

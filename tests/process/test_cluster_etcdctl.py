@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.process.cluster import READ_INDEX_CTX_BUG, Cluster, run_cluster
+from tests.process.cluster import Cluster, run_cluster
 from tests.process.servers import needs_etcdctl
 
 pytestmark = [pytest.mark.slow, needs_etcdctl]
@@ -124,7 +124,6 @@ def test_endpoint_status_cluster_table(clusters: dict[str, Cluster]) -> None:
     assert sum(" true " in line for line in ours.stdout) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=READ_INDEX_CTX_BUG)
 def test_endpoint_health_cluster(clusters: dict[str, Cluster]) -> None:
     # Several runs: a health check is one linearizable Get on every member at once, so
     # concurrent reads on different members are exercised each time.
