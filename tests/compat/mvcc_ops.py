@@ -25,8 +25,12 @@ from api.proto import rpc_pb2_grpc
 from api.service import convert
 from kvstore import types as t
 
-KEYS = (b"a", b"a/1", b"a/2", b"a/3", b"b", b"b/1", b"c", b"\xff", b"z")
-BOUNDS = (b"a", b"a/", b"a0", b"a/2", b"b", b"b0", b"c", b"d", b"\xff", b"\xff\xff", b"\x00")
+# Zero bytes inside keys exercise kvstore's key escaping (revision.escape_key).
+KEYS = (b"a", b"a\x00", b"a\x00\x01", b"a/1", b"a/2", b"a/3", b"b", b"b/1", b"c", b"\xff", b"z", b"\x00")
+BOUNDS = (
+    b"a", b"a\x00", b"a\x00\xff", b"a/", b"a0", b"a/2", b"b", b"b0", b"c", b"d", b"\xff",
+    b"\xff\xff", b"\x00", b"\x00\x00",
+)
 UNKNOWN_LEASE = 0x7E57  # never granted on either side
 LONG_TTL_S = 3600  # leases that must not expire while the test runs
 
