@@ -341,3 +341,10 @@ def test_revision_going_back_is_caught(store: Store, kv: Applier) -> None:
     with pytest.raises(AssertionError, match="not above the last one"):
         store.apply(kv.index + 1, 1, PutRequest(b"c"))
     assert get(store, b"c") is None  # the whole batch was aborted
+
+
+def test_term_going_back_is_caught(store: Store) -> None:
+    store.apply(1, 2, PutRequest(b"a"))
+    with pytest.raises(AssertionError, match="term went back"):
+        store.apply(2, 1, PutRequest(b"b"))
+    assert store.applied_index == 1 and get(store, b"b") is None
