@@ -335,6 +335,15 @@ class Node:
     async def propose(self, request: Request, *, timeout_s: float | None = None) -> ApplyResult:
         if self._cluster.has_alarm(ALARM_NOSPACE) and _adds_data(request):
             raise NoSpaceAlarmError()
+        try:
+            # The quota is checked here, before raft (as etcd does): the file size is not
+            # the same on every member, so apply must not depend on it (the replicated
+            # NOSPACE alarm is what apply obeys).
+            self._store.check_quota(request)
+        except NoSpaceError:
+            if not self._cluster.has_alarm(ALARM_NOSPACE):
+                asyncio.create_task(self._raise_nospace())
+            raise
         result = await self._propose_any(request, timeout_s=timeout_s)
         if isinstance(result, BaseException):
             raise result
@@ -1052,6 +1061,7 @@ def open_store(config: ServerConfig) -> Store:
     each LMDB transaction makes WAL replay idempotent (it is synced before snapshots)."""
     return Store(
         config.data_dir, durable=False, quota_bytes=config.quota_backend_bytes,
+        quota_at_apply=False,
         max_txn_ops=config.max_txn_ops,
         # etcd: minimum TTL = ceil(1.5 x election timeout), 2 s by default.
         min_lease_ttl_s=max(1, -(-3 * config.election_timeout_ms // 2000)),
