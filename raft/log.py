@@ -98,7 +98,7 @@ class RaftLog:
     ) -> int | None:
         """Append `ents` after entry (index, log_term) if it matches (Raft §5.3 consistency
         check); returns the last index the message vouches for, or None on mismatch."""
-        if not self.match_term(index, log_term):
+        if self.term_or_none(index) != log_term:  # match_term(), inlined: every MsgApp
             return None
         last_new = index + len(ents)
         # A commit-only MsgApp carries no entries: nothing can conflict.

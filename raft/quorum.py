@@ -28,7 +28,8 @@ def committed_index(voters: Collection[int], match: Callable[[int], int]) -> int
 
 
 def committed_index_of(matches: list[int]) -> int:
-    """`committed_index` given the voters' match indexes (in any order)."""
+    """`committed_index` given the voters' match indexes, in any order (`matches` is
+    sorted in place: pass a fresh list)."""
     n = len(matches)
     if n == 0:
         return NO_CONSTRAINT

@@ -17,9 +17,14 @@ to a field of a hot record exactly as for a frozen one, and the rule "never muta
 construction" stands. Equality and hashing are the same as a frozen dataclass's
 (`unsafe_hash=True` generates the same field-based `__hash__`).
 
-Enum members are read through module-level aliases in the hot modules (`_APP =
-MessageType.APP`): on Python 3.11 `EnumType` defines `__getattr__`, which turns every
-`MessageType.APP` into a slow Python-level lookup (~250 ns against ~25 ns for a global).
+The hot paths build these records with positional arguments (commented with the field
+order): a keyword call costs ~0.2 us more per record.
+
+Enum members are also defined here as module globals (`MSG_APP is MessageType.APP`,
+`STATE_LEADER`, `PR_REPLICATE`, `ENTRY_NORMAL`, `READ_SAFE`, ...), and the core uses those:
+on Python 3.11 `EnumType` defines `__getattr__`, which turns every `MessageType.APP` into a
+slow Python-level lookup (~250 ns against ~25 ns for a global). Code outside the core may
+use either spelling.
 
 Names follow etcd-io/raft's `raftpb` (Entry, Message, HardState, ConfState, ConfChange,
 Snapshot) in Python spelling: `Message.from_` is etcd's `From`.
