@@ -25,6 +25,7 @@ from api.client import (
     FutureRevisionError,
     Get,
     LeaseNotFoundError,
+    NoLeaderError,
     Put,
     SortOrder,
     SortTarget,
@@ -32,6 +33,7 @@ from api.client import (
     Txn,
     TxnResult,
 )
+from tests.process.cluster import run_cluster
 from tests.process.servers import KINDS, ServerProcess, free_port, run_server
 
 pytestmark = pytest.mark.slow
@@ -209,3 +211,36 @@ def test_sync_client_same_shape(server: ServerProcess) -> None:
         w.cancel()
         with c.lock(b"s/lock") as lk:
             assert lk.revision > 0 and c.get(lk.key).kvs  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_write_refused_by_a_leaderless_member_is_retried_elsewhere_once(kind: str) -> None:
+    """hasleader=true makes a leaderless member answer "no leader" before proposing, so the
+    client may send the write to another endpoint; it must be applied exactly once.
+
+    The leaderless member is the survivor of a 3-member cluster whose other two members were
+    killed (a member that never had a quorum would not serve clients at all on etcd).
+    """
+    with run_cluster(kind, 3) as cluster, run_server(kind) as ok:
+        cluster.kill(1)
+        cluster.kill(2)
+        lonely = cluster.members[0]
+        deadline = time.monotonic() + 15.0
+        while lonely.status().leader != 0:  # it notices the lost quorum (election timeout)
+            assert time.monotonic() < deadline, "survivor still reports a leader"
+            time.sleep(0.05)
+
+        async def main() -> None:
+            async with Client([lonely.endpoint], timeout_s=2.0, attempts_max=1) as c:
+                with pytest.raises(NoLeaderError):
+                    await c.put(b"n/k", b"v")
+            async with Client([lonely.endpoint, ok.endpoint], timeout_s=5.0) as c:
+                await c.put(b"n/k", b"v")
+                assert c.conn.current == 1
+                assert (await c.get(b"n/k")).kvs[0].version == 1
+                # A serializable read needs no leader: the leaderless member answers it.
+                c.conn.current = 0
+                await c.get(b"n/k", serializable=True)
+                assert c.conn.current == 0
+
+        asyncio.run(main())
