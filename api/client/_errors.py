@@ -230,3 +230,13 @@ def from_rpc_error(err: grpc.RpcError) -> EtcdError:
     details = details_fn() if callable(details_fn) else None
     name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
     return from_status(name, details if isinstance(details, str) else str(err))
+
+
+class ClientInvariantError(AssertionError):
+    """A broken internal invariant of the client: a bug, never a server answer."""
+
+
+def invariant(cond: bool, msg: str) -> None:
+    """Always-on check for programmer errors (`assert` vanishes under -O)."""
+    if not cond:
+        raise ClientInvariantError(msg)

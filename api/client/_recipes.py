@@ -20,7 +20,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from api.client._errors import EtcdError, LeaseNotFoundError
+from api.client._errors import ClientInvariantError, EtcdError, LeaseNotFoundError
 from api.client._lease import KeepAlive
 from api.client._ops import Compare, Delete, Get, Put, SortOrder, SortTarget
 from api.client._types import EventType, GetResult, KeyValue
@@ -88,7 +88,8 @@ async def _contend(client: Client, prefix: bytes, key: bytes, value: bytes, leas
     if res.succeeded:
         return res.header.revision, None
     got = res.responses[0]
-    assert isinstance(got, GetResult)
+    if not isinstance(got, GetResult):
+        raise ClientInvariantError("the else branch of a contend txn is one Get")
     return got.kvs[0].create_revision, got.kvs[0]
 
 

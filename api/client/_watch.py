@@ -30,6 +30,7 @@ from typing import Any
 import grpc
 
 from api.client._errors import (
+    ClientInvariantError,
     CompactedError,
     UnavailableError,
     WatchCanceledError,
@@ -99,7 +100,8 @@ class Watcher:
                 if self._error is not None:
                     raise self._error
                 return
-            assert isinstance(item, Event)
+            if not isinstance(item, Event):
+                raise ClientInvariantError(f"unexpected watch queue item {item!r}")
             yield item
 
     async def request_progress(self, timeout_s: float = 5.0) -> int:

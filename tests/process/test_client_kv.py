@@ -24,7 +24,9 @@ from api.client import (
     EventType,
     FutureRevisionError,
     Get,
+    LearnerNotReadyError,
     LeaseNotFoundError,
+    MemberNotFoundError,
     NoLeaderError,
     Put,
     SortOrder,
@@ -177,6 +179,22 @@ def test_cluster_and_maintenance(server: ServerProcess, tmp_path: Path) -> None:
             data = (tmp_path / "snap.db").read_bytes()
             assert len(data) == size and hashlib.sha256(data[:-32]).digest() == data[-32:]
             assert not (tmp_path / "snap.db.part").exists()
+            assert await c.alarm_disarm() == ()
+            # Membership: a learner that never starts can be added, updated, not promoted
+            # (it is not in sync), and removed; learners do not count for the quorum.
+            peer = f"http://127.0.0.1:{free_port()}"
+            new, after = await c.member_add([peer], is_learner=True)
+            assert new.is_learner and new.peer_urls == (peer,) and len(after) == 2
+            peer2 = f"http://127.0.0.1:{free_port()}"
+            updated = await c.member_update(new.member_id, [peer2])
+            assert any(m.peer_urls == (peer2,) for m in updated)
+            with pytest.raises(LearnerNotReadyError):
+                await c.member_promote(new.member_id)
+            left = await c.member_remove(new.member_id)
+            assert [m.member_id for m in left] == [members[0].member_id]
+            with pytest.raises(MemberNotFoundError):
+                await c.member_remove(new.member_id)
+            await c.move_leader(members[0].member_id)  # already the leader: a no-op
 
     asyncio.run(main())
 
