@@ -38,6 +38,7 @@ from kvstore.codec import (
     TOMBSTONE_RECORD,
     decode_record,
     encode_record,
+    pack_lease_id,
     pack_u64,
 )
 from kvstore.errors import (
@@ -243,9 +244,9 @@ class WriteTxn:
         if old_lease != lease:
             # A key belongs to at most one lease: moving it detaches it from the old one.
             if old_lease:
-                txn.delete(pack_u64(old_lease) + key, db=dbs.lease_keys)
+                txn.delete(pack_lease_id(old_lease) + key, db=dbs.lease_keys)
             if lease:
-                txn.put(pack_u64(lease) + key, b"", db=dbs.lease_keys)
+                txn.put(pack_lease_id(lease) + key, b"", db=dbs.lease_keys)
         kv = KeyValue(key, create_revision, main, version, value, lease)
         self.events.append(Event(EventType.PUT, kv, prev_kv))
         return PutResponse(prev_kv if req.prev_kv else None, main)
@@ -258,7 +259,7 @@ class WriteTxn:
                             append=True):
             invariant(False, f"revision {self.main}.{self.sub - 1} is not above the last one")
         if prev_kv.lease:
-            self.txn.delete(pack_u64(prev_kv.lease) + prev_kv.key, db=self.dbs.lease_keys)
+            self.txn.delete(pack_lease_id(prev_kv.lease) + prev_kv.key, db=self.dbs.lease_keys)
         kv = KeyValue(prev_kv.key, 0, self.main, 0, b"", 0)
         event_prev: KeyValue | None = prev_kv
         if prev_kv.mod_revision == self.main:

@@ -93,3 +93,16 @@ def pack_u64(n: int) -> bytes:
 
 def unpack_u64(raw: bytes) -> int:
     return int(_U64.unpack(raw)[0])
+
+
+_U64_MASK = (1 << 64) - 1
+
+
+def pack_lease_id(lease_id: int) -> bytes:
+    """A lease ID (etcd's int64: negative IDs are valid) as 8 bytes, two's complement."""
+    return pack_u64(lease_id & _U64_MASK)
+
+
+def unpack_lease_id(raw: bytes) -> int:
+    value = unpack_u64(raw)
+    return value - (1 << 64) if value >= 1 << 63 else value

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kvstore.codec import decode_lease, encode_lease, pack_u64, unpack_u64
+from kvstore.codec import decode_lease, encode_lease, pack_lease_id, unpack_lease_id
 from kvstore.errors import LeaseExistsError, LeaseNotFoundError, LeaseTTLTooLargeError
 from kvstore.revision import escape_key
 from kvstore.types import (
@@ -66,7 +66,8 @@ _ID_MASK = (1 << 63) - 1
 
 
 def _valid_id(lease_id: int) -> bool:
-    return 0 < lease_id <= _ID_MASK
+    # etcd's lease IDs are int64 and only 0 (no lease) is reserved: negative IDs are valid.
+    return lease_id != 0 and -(1 << 63) <= lease_id <= _ID_MASK
 
 
 def derive_lease_id(index: int) -> int:
@@ -79,7 +80,7 @@ def derive_lease_id(index: int) -> int:
 
 
 def exists(w: WriteTxn, lease_id: int) -> bool:
-    return _valid_id(lease_id) and w.txn.get(pack_u64(lease_id), db=w.dbs.lease) is not None
+    return _valid_id(lease_id) and w.txn.get(pack_lease_id(lease_id), db=w.dbs.lease) is not None
 
 
 def grant(w: WriteTxn, req: LeaseGrantRequest) -> LeaseGrantResponse:
@@ -96,14 +97,14 @@ def grant(w: WriteTxn, req: LeaseGrantRequest) -> LeaseGrantResponse:
     if exists(w, lease_id):
         raise LeaseExistsError()
     ttl = max(req.ttl, w.limits.min_lease_ttl_s)
-    w.txn.put(pack_u64(lease_id), encode_lease(ttl, 0), db=w.dbs.lease)
+    w.txn.put(pack_lease_id(lease_id), encode_lease(ttl, 0), db=w.dbs.lease)
     return LeaseGrantResponse(lease_id, ttl, w.revision)
 
 
 def revoke(w: WriteTxn, req: LeaseRevokeRequest) -> LeaseRevokeResponse:
     if not exists(w, req.id):
         raise LeaseNotFoundError()
-    id8 = pack_u64(req.id)
+    id8 = pack_lease_id(req.id)
     keys = _attached_keys(w.txn, w.dbs, id8)
     for key in keys:  # lease_keys is ordered by key: every replica deletes in the same order
         kv = get_kv(w.kcur, key, None)
@@ -116,8 +117,8 @@ def revoke(w: WriteTxn, req: LeaseRevokeRequest) -> LeaseRevokeResponse:
 
 def checkpoint(w: WriteTxn, req: LeaseCheckpointRequest) -> LeaseCheckpointResponse:
     if exists(w, req.id):
-        ttl, _ = decode_lease(w.txn.get(pack_u64(req.id), db=w.dbs.lease))
-        w.txn.put(pack_u64(req.id), encode_lease(ttl, max(0, req.remaining_ttl)), db=w.dbs.lease)
+        ttl, _ = decode_lease(w.txn.get(pack_lease_id(req.id), db=w.dbs.lease))
+        w.txn.put(pack_lease_id(req.id), encode_lease(ttl, max(0, req.remaining_ttl)), db=w.dbs.lease)
     return LeaseCheckpointResponse(w.revision)
 
 
@@ -150,7 +151,7 @@ def time_to_live(
     The remaining TTL is the node's (it owns the clock): `remaining_ttl_s` when given, else
     the last checkpoint, else the granted TTL.
     """
-    raw = txn.get(pack_u64(lease_id), db=dbs.lease) if _valid_id(lease_id) else None
+    raw = txn.get(pack_lease_id(lease_id), db=dbs.lease) if _valid_id(lease_id) else None
     if raw is None:
         return LeaseTimeToLiveResponse(lease_id, -1, 0, (), revision)
     ttl, remaining = decode_lease(raw)
@@ -158,13 +159,13 @@ def time_to_live(
         remaining = remaining_ttl_s
     elif remaining <= 0:
         remaining = ttl
-    attached = tuple(_attached_keys(txn, dbs, pack_u64(lease_id))) if keys else ()
+    attached = tuple(_attached_keys(txn, dbs, pack_lease_id(lease_id))) if keys else ()
     return LeaseTimeToLiveResponse(lease_id, remaining, ttl, attached, revision)
 
 
 def lease_ids(txn: Any, dbs: Dbs) -> tuple[int, ...]:
     cur = txn.cursor(db=dbs.lease)
-    return tuple(unpack_u64(k) for k in cur.iternext(values=False))
+    return tuple(unpack_lease_id(k) for k in cur.iternext(values=False))
 
 
 def all_leases(txn: Any, dbs: Dbs) -> list[Lease]:
@@ -172,5 +173,5 @@ def all_leases(txn: Any, dbs: Dbs) -> list[Lease]:
     out: list[Lease] = []
     for k, v in txn.cursor(db=dbs.lease).iternext():
         ttl, remaining = decode_lease(v)
-        out.append(Lease(unpack_u64(k), ttl, remaining))
+        out.append(Lease(unpack_lease_id(k), ttl, remaining))
     return out

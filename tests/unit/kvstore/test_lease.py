@@ -118,3 +118,14 @@ def test_leases_survive_reopen(data_dir: Path) -> None:
     with Store(data_dir, durable=False) as s:
         assert s.leases() == [Lease(3, 10, 0), Lease(4, 20, 7)]
         assert Applier(s).result(LeaseRevokeRequest(4)).events[0].kv.key == b"k"
+
+
+def test_negative_lease_ids_are_valid_like_etcd(store: Store, kv: Applier) -> None:
+    # etcd's lease IDs are int64; only 0 means "no lease".
+    kv(LeaseGrantRequest(10, id=-74113))
+    kv(PutRequest(b"k", lease=-74113))
+    assert store.range(RangeRequest(b"k")).kvs[0].lease == -74113
+    assert -74113 in store.lease_leases().leases
+    assert store.lease_time_to_live(-74113, keys=True).keys == (b"k",)
+    kv(LeaseRevokeRequest(-74113))
+    assert store.range(RangeRequest(b"k")).count == 0
