@@ -53,6 +53,11 @@ _CHANNEL_OPTIONS = [
     # Fail fast on a dead endpoint so failover happens well within a call's deadline.
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    # HTTP/2 pings notice a dead peer under a long-lived stream (a watch on a frozen or
+    # partitioned server). 10 s stays above etcd's --grpc-keepalive-min-time (5 s), which
+    # would otherwise answer GOAWAY too_many_pings.
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
 ]
 REQUIRE_LEADER = (("hasleader", "true"),)
 RETRY_BACKOFF_S = 0.05

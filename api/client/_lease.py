@@ -5,7 +5,8 @@ ttl_s/3 (clientv3's rhythm: two renewals may be lost before the lease is at risk
 with TTL > 0 pushes `expires_at` (monotonic) to now + TTL. The lease is *lost* when
 
 * an answer carries TTL <= 0 (the server no longer knows it: expired or revoked), or
-* no renewal succeeded before `expires_at` (the server may have expired it meanwhile).
+* no renewal succeeded before `expires_at` (the server may have expired it meanwhile; each
+  read of the stream is bounded by `expires_at`, so a frozen server is noticed too).
 
 On loss the task stops, `lost` is set, `error` holds a LeaseNotFoundError, and `on_lost` is
 called once. A broken stream (UNAVAILABLE) is reopened on the next endpoint while time
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+import grpc.aio
 
 from api.client._errors import (
     EtcdError,
@@ -108,7 +110,19 @@ class KeepAlive:
 
         call = self._conn.stubs().lease.LeaseKeepAlive(requests())
         try:
-            async for resp in call:
+            while True:
+                # A frozen or partitioned server answers nothing; waiting beyond the lease's
+                # own expiry would hide the loss, so each read is bounded by it.
+                wait_s = self.expires_at - time.monotonic()
+                if wait_s <= 0:
+                    self._lose("etcdserver: requested lease not found")
+                    return True
+                try:
+                    resp = await asyncio.wait_for(call.read(), wait_s)
+                except TimeoutError:
+                    continue
+                if resp is grpc.aio.EOF:
+                    return False
                 if resp.TTL <= 0:
                     self._lose("etcdserver: requested lease not found")
                     return True
@@ -116,4 +130,3 @@ class KeepAlive:
                 self.expires_at = time.monotonic() + resp.TTL
         finally:
             call.cancel()
-        return False

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from api.client import Client, Event, EventType, Watcher
+from tests.process.cluster import run_cluster
 from tests.process.servers import KINDS, ServerProcess, run_server
 
 pytestmark = pytest.mark.slow
@@ -128,3 +129,26 @@ def test_watch_resume_point_compacted_raises(server: ServerProcess) -> None:
             assert getattr(ei.value, "compact_revision", 0) == r.header.revision
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_watch_and_writes_fail_over_to_another_member(kind: str) -> None:
+    """The member the client uses dies: writes and the watch move to the others; the watch
+    resumes from its next revision on a different member with nothing lost or repeated."""
+    with run_cluster(kind, 3) as cluster:
+
+        async def main() -> None:
+            async with Client(cluster.endpoints, timeout_s=10.0) as c:
+                w = c.watch(b"f/", prefix=True)
+                await w.wait_created()
+                expected = [(await c.put(b"f/k", b"%d" % i)).header.revision for i in range(3)]
+                got = await take(w, 2)
+                await asyncio.to_thread(cluster.kill, 0)
+                for i in range(3, 6):
+                    expected.append((await c.put(b"f/k", b"%d" % i)).header.revision)
+                got += await take(w, 4, timeout_s=20.0)
+                assert [e.kv.mod_revision for e in got] == expected
+                assert c.conn.current != 0 and w.reconnects >= 1
+                await w.cancel()
+
+        asyncio.run(main())
