@@ -304,6 +304,24 @@ class WatchHub:
                 self._wake()
         return w
 
+    def restore(self, store: EventSource) -> None:
+        """Switch to a store replaced wholesale (a member installing the leader's snapshot).
+
+        Synced watchers may have missed the revisions the new store jumped over, so they
+        all go back to catching up from it (etcd's watchableStore.Restore does the same);
+        one whose next revision was compacted away is cancelled with compact_revision.
+        """
+        self._store = store
+        synced = [w for group in self._synced_keys.values() for w in group]
+        synced += [w for group in self._synced_ranges.values() for w in group]
+        for w in synced:
+            self._remove_from_group(w)
+            w._group = _Group.UNSYNCED
+            self._unsynced[w] = None
+        self._notified_revision = store.current_revision
+        if self._unsynced:
+            self._wake()
+
     def cancel(self, w: Watcher) -> None:
         """Stop a watcher at once; its buffered events are discarded."""
         if w._group is _Group.CLOSED:

@@ -859,11 +859,7 @@ class Node:
         self._snapshot_index = meta.index
         # Watchers continue from the new store: they catch up from it, or are cancelled as
         # compacted when their next revision is gone (etcd moves them to unsynced likewise).
-        restore = getattr(self._hub, "restore", None)
-        if restore is not None:
-            restore(self._store)
-        else:  # TODO(lead, issue 5): needs WatchHub.restore from the watch hub owner
-            self._hub._store = self._store
+        self._hub.restore(self._store)
         self._replication.set_peers(
             {m.id: m.peer_urls for m in self._cluster.members.values()}, me=self._member_id
         )

@@ -463,3 +463,29 @@ def test_on_ready_may_call_back_into_the_hub(node: Node) -> None:
     batch = first.take(10)
     assert batch is not None and len(batch.events) == 1
     assert len(node.hub) == 1
+
+
+def test_restore_to_a_newer_store_catches_synced_watchers_up(tmp_path: Path) -> None:
+    # A member installing the leader's snapshot swaps in a store that is ahead: watchers
+    # must get the revisions it jumped over from the new store, once and in order.
+    with Store(tmp_path / "leader", durable=False) as leader_store:
+        leader = Node(leader_store)
+        for i in range(3):
+            leader.put(b"k%d" % i)
+        with Store(tmp_path / "member", durable=False) as member_store:
+            member = Node(member_store)
+            member.put(b"k0")  # the member only saw revision 2
+            w = member.hub.watch(key=b"k", range_end=b"l")
+            assert w.state == "synced"
+            for i in range(3, 6):
+                leader.put(b"k%d" % i)  # revisions 5..7 the member never applied
+            member_store.close()
+            leader_store.snapshot_to(tmp_path / "copy")
+            Store.restore_from(tmp_path / "copy", tmp_path / "member")
+            with Store(tmp_path / "member", durable=False) as restored:
+                member.store = restored
+                member.hub.restore(restored)
+                assert w.state == "unsynced"
+                got = drain(member, [w])[w]
+                assert [e.kv.mod_revision for e in got] == [3, 4, 5, 6, 7]
+                assert w.state == "synced"
