@@ -67,7 +67,7 @@ class Client:
         endpoints: list[str] | str,
         *,
         timeout_s: float = 5.0,
-        attempts_max: int = 5,
+        attempts_max: int = 10,
         ca_file: str | None = None,
         cert_file: str | None = None,
         key_file: str | None = None,

@@ -61,6 +61,7 @@ _CHANNEL_OPTIONS = [
 ]
 REQUIRE_LEADER = (("hasleader", "true"),)
 RETRY_BACKOFF_S = 0.05
+RETRY_BACKOFF_MAX_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +193,10 @@ class Connection:
             if not may_retry(err, read_only=read_only):
                 raise err
             self.failover(index)
-            await asyncio.sleep(min(RETRY_BACKOFF_S * attempt, max(0.0, deadline - time.monotonic())))
+            # Exponential backoff, capped: a restarting member (and grpc's own reconnect
+            # backoff on its channel) needs a second or two, not a tight loop.
+            pause = min(RETRY_BACKOFF_S * 2 ** (attempt - 1), RETRY_BACKOFF_MAX_S)
+            await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
 
     async def close(self) -> None:
         channels = list(self._channels.values())

@@ -144,6 +144,12 @@ def test_watch_and_writes_fail_over_to_another_member(kind: str) -> None:
                 expected = [(await c.put(b"f/k", b"%d" % i)).header.revision for i in range(3)]
                 got = await take(w, 2)
                 await asyncio.to_thread(cluster.kill, 0)
+                # Until a new leader is elected a write may time out, which is ambiguous (it
+                # may still commit) and so, rightly, not retried by the client: wait for one.
+                for _ in range(200):  # survivors first keep reporting the dead leader
+                    if await asyncio.to_thread(cluster.wait_leader, [1, 2]) != 0:
+                        break
+                    await asyncio.sleep(0.05)
                 for i in range(3, 6):
                     expected.append((await c.put(b"f/k", b"%d" % i)).header.revision)
                 got += await take(w, 4, timeout_s=20.0)
