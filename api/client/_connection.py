@@ -108,11 +108,11 @@ def may_retry(err: EtcdError, *, read_only: bool) -> bool:
 
 class Stubs:
     def __init__(self, channel: grpc.aio.Channel) -> None:
-        self.kv = rpc_pb2_grpc.KVStub(channel)
-        self.watch = rpc_pb2_grpc.WatchStub(channel)
-        self.lease = rpc_pb2_grpc.LeaseStub(channel)
-        self.cluster = rpc_pb2_grpc.ClusterStub(channel)
-        self.maintenance = rpc_pb2_grpc.MaintenanceStub(channel)
+        self.kv = rpc_pb2_grpc.KVStub(channel)  # type: ignore[no-untyped-call]
+        self.watch = rpc_pb2_grpc.WatchStub(channel)  # type: ignore[no-untyped-call]
+        self.lease = rpc_pb2_grpc.LeaseStub(channel)  # type: ignore[no-untyped-call]
+        self.cluster = rpc_pb2_grpc.ClusterStub(channel)  # type: ignore[no-untyped-call]
+        self.maintenance = rpc_pb2_grpc.MaintenanceStub(channel)  # type: ignore[no-untyped-call]
 
 
 class Connection:

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from api.client._client import Client
 from api.client._errors import EtcdError
@@ -176,6 +176,11 @@ class SyncClient:
         except BaseException:
             self._loop.stop()
             raise
+
+    if TYPE_CHECKING:
+        # The one-to-one wrappers are attached below (see _PLAIN); to a type checker they
+        # are dynamic attributes returning the async method's result.
+        def __getattr__(self, name: str) -> Any: ...
 
     def close(self) -> None:
         if self._loop.thread.is_alive():

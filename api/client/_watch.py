@@ -242,7 +242,7 @@ class Watcher:
                 self._progress.notify_all()
 
 
-class _Disconnected(grpc.RpcError):
+class _Disconnected(grpc.RpcError):  # type: ignore[misc]
     """The stream ended without a status; handled like UNAVAILABLE."""
 
     def code(self) -> grpc.StatusCode:

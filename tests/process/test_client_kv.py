@@ -217,18 +217,18 @@ def test_fails_over_from_a_dead_endpoint_for_reads_and_writes(server: ServerProc
 
 def test_sync_client_same_shape(server: ServerProcess) -> None:
     with SyncClient([server.client_url]) as c:
-        c.put(b"s/k", b"v")  # type: ignore[attr-defined]
-        assert c.get(b"s/k").value == b"v"  # type: ignore[attr-defined]
+        c.put(b"s/k", b"v")
+        assert c.get(b"s/k").value == b"v"
         r = c.txn().if_(Compare.version(b"s/k") > 0).then(Delete(b"s/k")).commit()
         assert r.succeeded
         w = c.watch(b"s/", prefix=True)
         w.wait_created()
-        c.put(b"s/x", b"1")  # type: ignore[attr-defined]
+        c.put(b"s/x", b"1")
         ev = next(w)
         assert ev.type is EventType.PUT and ev.kv.key == b"s/x"
         w.cancel()
         with c.lock(b"s/lock") as lk:
-            assert lk.revision > 0 and c.get(lk.key).kvs  # type: ignore[attr-defined]
+            assert lk.revision > 0 and c.get(lk.key).kvs
 
 
 @pytest.mark.parametrize("kind", KINDS)
