@@ -190,6 +190,10 @@ _TABLE: dict[str, type[EtcdError]] = {
         RequestTimeoutError
     ),
     "etcdserver: request timed out, possibly due to connection lost": RequestTimeoutError,
+    # Go's context errors: etcd answers them with code UNKNOWN when the request's own deadline
+    # (sent as grpc-timeout) expires inside the server, or the call was cancelled.
+    "context deadline exceeded": DeadlineExceededError,
+    "context canceled": CanceledError,
 }
 
 # Fallback by code for descriptions not in the table.

@@ -19,6 +19,7 @@ from api.client import (
     CompactedError,
     Compare,
     ConnectionFailedError,
+    DeadlineExceededError,
     Delete,
     DuplicateKeyError,
     EventType,
@@ -211,6 +212,9 @@ def test_fails_over_from_a_dead_endpoint_for_reads_and_writes(server: ServerProc
         async with Client([dead], timeout_s=1.0, attempts_max=2) as c:
             with pytest.raises(ConnectionFailedError):
                 await c.put(b"f/k", b"v")
+        async with Client([server.endpoint]) as c:
+            with pytest.raises(DeadlineExceededError):  # the per-call timeout
+                await c.get(b"f/k", timeout_s=1e-6)
 
     asyncio.run(main())
 

@@ -158,3 +158,22 @@ def test_watch_and_writes_fail_over_to_another_member(kind: str) -> None:
                 await w.cancel()
 
         asyncio.run(main())
+
+
+def test_keep_alive_reports_loss_when_the_server_dies(server: ServerProcess) -> None:
+    async def main() -> None:
+        async with Client([server.endpoint], timeout_s=5.0) as c:
+            g = await c.lease_grant(2)
+            lost: list[object] = []
+            ka = c.keep_alive(g.lease_id, ttl_s=g.ttl_s, on_lost=lost.append)
+            await asyncio.sleep(0.3)
+            assert ka.renewals >= 1
+            await asyncio.to_thread(server.kill)
+            t0 = asyncio.get_running_loop().time()
+            await asyncio.wait_for(ka.lost.wait(), 6.0)
+            # Reported once the last granted TTL ran out without a renewal, not before.
+            assert asyncio.get_running_loop().time() - t0 >= 1.0
+            assert type(ka.error).__name__ == "LeaseNotFoundError" and len(lost) == 1
+            await ka.stop()
+
+    asyncio.run(main())

@@ -59,6 +59,7 @@ CASES = [
      ConnectionFailedError),
     ("UNAVAILABLE", "Socket closed", UnavailableError),
     ("DEADLINE_EXCEEDED", "Deadline Exceeded", DeadlineExceededError),
+    ("UNKNOWN", "context deadline exceeded", DeadlineExceededError),
     ("UNKNOWN", "something new", EtcdError),
 ]
 
@@ -72,7 +73,7 @@ def test_status_maps_to_class(code: str, message: str, cls: type[EtcdError]) -> 
 
 def test_every_table_entry_is_an_etcd_description_with_a_specific_class() -> None:
     for message, cls in _TABLE.items():
-        assert message.startswith("etcdserver: "), message
+        assert message.startswith(("etcdserver: ", "context ")), message
         assert cls is not EtcdError and issubclass(cls, EtcdError)
 
 
