@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,9 +213,16 @@ def test_fails_over_from_a_dead_endpoint_for_reads_and_writes(server: ServerProc
         async with Client([dead], timeout_s=1.0, attempts_max=2) as c:
             with pytest.raises(ConnectionFailedError):
                 await c.put(b"f/k", b"v")
-        async with Client([server.endpoint]) as c:
-            with pytest.raises(DeadlineExceededError):  # the per-call timeout
-                await c.get(b"f/k", timeout_s=1e-6)
+        # A peer that accepts TCP but never speaks HTTP/2: only the per-call timeout ends
+        # the call, and it is not retried.
+        with socket.socket() as mute:
+            mute.bind(("127.0.0.1", 0))
+            mute.listen(8)
+            async with Client([f"127.0.0.1:{mute.getsockname()[1]}"]) as c:
+                t0 = time.monotonic()
+                with pytest.raises(DeadlineExceededError):
+                    await c.get(b"f/k", timeout_s=0.5)
+                assert 0.4 < time.monotonic() - t0 < 2.0
 
     asyncio.run(main())
 
