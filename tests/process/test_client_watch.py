@@ -177,3 +177,28 @@ def test_keep_alive_reports_loss_when_the_server_dies(server: ServerProcess) -> 
             await ka.stop()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_periodic_progress_notifications(kind: str) -> None:
+    interval = ("--experimental-watch-progress-notify-interval", "200ms")
+    with run_server(kind, extra_args=interval) as srv:
+
+        async def main() -> None:
+            async with Client([srv.endpoint]) as c:
+                quiet = c.watch(b"pn/", prefix=True, progress_notify=True)
+                deaf = c.watch(b"pn/", prefix=True)  # did not ask: gets none
+                await quiet.wait_created()
+                await deaf.wait_created()
+                r = await c.put(b"other", b"x")  # outside the watched range
+                for _ in range(100):
+                    if quiet.progress_revision >= r.header.revision:
+                        break
+                    await asyncio.sleep(0.05)
+                assert quiet.progress_revision >= r.header.revision
+                assert quiet.next_revision == quiet.progress_revision + 1
+                assert deaf.progress_revision == 0
+                await quiet.cancel()
+                await deaf.cancel()
+
+        asyncio.run(main())
