@@ -30,6 +30,7 @@ from api.client._types import (
     Alarm,
     AlarmType,
     DeleteResult,
+    Event,
     GetResult,
     HashKV,
     LeaseGrant,
@@ -191,7 +192,7 @@ class Client:
         no_put: bool = False,
         no_delete: bool = False,
         progress_notify: bool = False,
-        callback: Callable[[Any], Any] | None = None,
+        callback: Callable[[Event], Any] | None = None,
     ) -> Watcher:
         """A started watch: `async for event in watcher` (or `callback(event)` per event)."""
         rng = Get(key, range_end=range_end, prefix=prefix, from_key=from_key).to_pb()

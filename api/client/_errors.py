@@ -237,10 +237,6 @@ def from_rpc_error(err: grpc.RpcError) -> EtcdError:
 
 
 class ClientInvariantError(AssertionError):
-    """A broken internal invariant of the client: a bug, never a server answer."""
+    """A broken internal invariant of the client: a bug, never a server answer.
 
-
-def invariant(cond: bool, msg: str) -> None:
-    """Always-on check for programmer errors (`assert` vanishes under -O)."""
-    if not cond:
-        raise ClientInvariantError(msg)
+    Raised by explicit checks (never `assert`, which vanishes under -O)."""
