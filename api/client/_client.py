@@ -53,6 +53,26 @@ class SnapshotChecksumError(EtcdError):
     """The snapshot stream's trailing SHA-256 does not match its body."""
 
 
+class SnapshotDigest:
+    """Checks etcd's snapshot stream: a body followed by sha256(body) (32 bytes).
+
+    Chunks arrive with arbitrary boundaries, so the last 32 bytes seen are held back until
+    more data proves they are body, not the trailer.
+    """
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._tail + chunk
+        self._sha.update(data[:-SHA256_BYTES])
+        self._tail = data[-SHA256_BYTES:]
+
+    def ok(self) -> bool:
+        return len(self._tail) == SHA256_BYTES and self._sha.digest() == self._tail
+
+
 def _read_only_txn(txn: Txn) -> bool:
     return all(
         isinstance(op, Get) or (isinstance(op, Txn) and _read_only_txn(op))
@@ -383,8 +403,7 @@ class Client:
         """
         dest = Path(path)
         part = dest.with_name(dest.name + ".part")
-        digest = hashlib.sha256()
-        tail = b""
+        digest = SnapshotDigest()
         size = 0
         stream = self.conn.stubs(endpoint).maintenance.Snapshot(
             rpc_pb2.SnapshotRequest(), timeout=timeout_s
@@ -392,9 +411,7 @@ class Client:
         try:
             with open(part, "wb") as f:
                 async for chunk in stream:
-                    data = tail + chunk.blob
-                    body, tail = data[:-SHA256_BYTES], data[-SHA256_BYTES:]
-                    digest.update(body)
+                    digest.feed(chunk.blob)
                     f.write(chunk.blob)
                     size += len(chunk.blob)
                 f.flush()
@@ -402,7 +419,7 @@ class Client:
         except grpc.RpcError as e:
             part.unlink(missing_ok=True)
             raise from_rpc_error(e) from e
-        if len(tail) != SHA256_BYTES or digest.digest() != tail:
+        if not digest.ok():
             part.unlink(missing_ok=True)
             raise SnapshotChecksumError("DATA_LOSS", "snapshot sha256 mismatch")
         os.replace(part, dest)
