@@ -204,11 +204,15 @@ def _build_parser() -> _Parser:
     return parser
 
 
+# Variables etcd reads that are not flags (ETCD_UNSUPPORTED_ARCH gates non-amd64 builds).
+_ENV_NOT_FLAGS = frozenset({"ETCD_UNSUPPORTED_ARCH"})
+
+
 def _env_to_argv(environ: Mapping[str, str], given: set[str]) -> tuple[list[str], list[str]]:
     argv: list[str] = []
     unknown: list[str] = []
     for key, value in sorted(environ.items()):
-        if not key.startswith("ETCD_"):
+        if not key.startswith("ETCD_") or key in _ENV_NOT_FLAGS:
             continue
         flag = key[len("ETCD_"):].lower().replace("_", "-")
         if flag not in _FLAGS:

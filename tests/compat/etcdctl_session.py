@@ -257,7 +257,8 @@ def normalise(text: str, ids: Ids, *, step: Step) -> str:
         text = re.sub(r"(<MEMBER_HEX>[ ,|]+)[0-9.]+([ ,|]+<SIZE>[ ,|]+\w+[ ,|]+\w+[ ,|]+\d+[ ,|]+)\d+([ ,|]+)\d+",
                       r"\1<V>\2<N>\3<N>", text)
         text = re.sub(r"(<EP>, )\d+$", r"\1<HASH>", text, flags=re.M)
-        # Table cells are padded to the widest value: sizes differ in width.
+    if "endpoint" in step.args or "table" in step.args:
+        # Table cells are padded to the widest value: sizes and IDs (%x) differ in width.
         text = re.sub(r" +", " ", re.sub(r"-+", "-", text))
     return text
 

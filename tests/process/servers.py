@@ -63,15 +63,8 @@ class ServerProcess:
         kind: str,
         tmp: Path,
         extra_args: tuple[str, ...],
-        *,
-        absent_peers: int = 0,
-        wait_for_leader: bool = True,
     ) -> None:
         self.kind = kind
-        # Members listed in --initial-cluster that never start: with 2 of 3 absent there is
-        # never a quorum, so the member stays leaderless (for "no leader" tests).
-        self.absent_peer_urls = [f"http://127.0.0.1:{free_port()}" for _ in range(absent_peers)]
-        self.wait_for_leader = wait_for_leader
         self.tmp = tmp
         self.data_dir = tmp / "data"
         self.client_port = free_port()
@@ -112,10 +105,7 @@ class ServerProcess:
             "--advertise-client-urls", self.client_url,
             "--listen-peer-urls", self.peer_url,
             "--initial-advertise-peer-urls", self.peer_url,
-            "--initial-cluster", ",".join(
-                [f"{self.name}={self.peer_url}"]
-                + [f"absent{i}={u}" for i, u in enumerate(self.absent_peer_urls)]
-            ),
+            "--initial-cluster", f"{self.name}={self.peer_url}",
             "--listen-metrics-urls", self.metrics_url,
             *self.extra_args,
         ]
@@ -144,7 +134,7 @@ class ServerProcess:
                     raise RuntimeError(f"{self.kind} exited early: {self.log_tail()}")
                 try:
                     status = stub.Status(rpc_pb2.StatusRequest(), timeout=1.0)
-                    if status.leader != 0 or not self.wait_for_leader:
+                    if status.leader != 0:
                         return
                 except grpc.RpcError:
                     pass
@@ -176,13 +166,9 @@ def run_server(
     kind: str,
     *,
     extra_args: tuple[str, ...] = (),
-    absent_peers: int = 0,
-    wait_for_leader: bool = True,
 ) -> Iterator[ServerProcess]:
     with tempfile.TemporaryDirectory(prefix=f"{kind}-proc-") as tmp:
-        server = ServerProcess(
-            kind, Path(tmp), extra_args, absent_peers=absent_peers, wait_for_leader=wait_for_leader
-        )
+        server = ServerProcess(kind, Path(tmp), extra_args)
         try:
             server.start()
             yield server

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.client import Client, Event, EventType, Watcher
+from api.client import Client, EtcdError, Event, EventType, Watcher
 from tests.process.cluster import run_cluster
 from tests.process.servers import KINDS, ServerProcess, run_server
 
@@ -150,6 +150,13 @@ def test_watch_and_writes_fail_over_to_another_member(kind: str) -> None:
                     if await asyncio.to_thread(cluster.wait_leader, [1, 2]) != 0:
                         break
                     await asyncio.sleep(0.05)
+                # A linearizable read (safe to retry) proves the client's new member serves.
+                for _ in range(100):
+                    try:
+                        await c.get(b"f/k")
+                        break
+                    except EtcdError:
+                        await asyncio.sleep(0.1)
                 for i in range(3, 6):
                     expected.append((await c.put(b"f/k", b"%d" % i)).header.revision)
                 got += await take(w, 4, timeout_s=20.0)

@@ -1,13 +1,14 @@
-"""hasleader=true on a member that has no leader (2 of its 3 members never start).
+"""hasleader=true on a member that has lost its leader (2 of its 3 members were killed).
 
-Real etcd cannot be the oracle here: it serves clients only after it has published itself
-through a quorum, so a leaderless etcd does not answer at all. The expected answers are
-etcd's interceptor's (v3rpc/interceptor.go: "etcdserver: no leader", UNAVAILABLE) and its
-watch stream's leader monitor, which ends the stream with the same error.
+A member serves clients only after it has published itself through a quorum (as etcd), so
+the cluster starts whole and then loses its quorum. The expected answers are etcd's
+interceptor's ("etcdserver: no leader", UNAVAILABLE) and its watch stream's leader monitor,
+which ends the stream with the same error; real etcd runs the same tests as the oracle.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -15,7 +16,7 @@ import pytest
 
 from api.proto import rpc_pb2
 from tests.process.grpc_helpers import Stubs, WatchStream, status_of
-from tests.process.servers import run_server
+from tests.process.cluster import run_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +24,19 @@ NO_LEADER = (grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader")
 HASLEADER = (("hasleader", "true"),)
 
 
-@pytest.fixture(scope="module", params=["kvstore"])
+LOSE_LEADER_TIMEOUT_S = 20.0
+
+
+@pytest.fixture(scope="module", params=["kvstore", "etcd"])
 def stubs(request: pytest.FixtureRequest) -> Iterator[Stubs]:
-    with run_server(request.param, absent_peers=2, wait_for_leader=False) as server:
-        s = Stubs.connect(server.endpoint)
+    with run_cluster(request.param, 3) as cluster:
+        cluster.kill(1)
+        cluster.kill(2)
+        s = Stubs.connect(cluster.members[0].endpoint)
+        deadline = time.monotonic() + LOSE_LEADER_TIMEOUT_S
+        while s.maintenance.Status(rpc_pb2.StatusRequest(), timeout=5).leader != 0:
+            assert time.monotonic() < deadline, "the survivor still reports a leader"
+            time.sleep(0.1)
         yield s
         s.close()
 
