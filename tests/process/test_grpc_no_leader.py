@@ -15,8 +15,8 @@ import grpc
 import pytest
 
 from api.proto import rpc_pb2
-from tests.process.grpc_helpers import Stubs, WatchStream, status_of
 from tests.process.cluster import run_cluster
+from tests.process.grpc_helpers import Stubs, WatchStream, status_of
 
 pytestmark = pytest.mark.slow
 
