@@ -17,6 +17,20 @@ Examples:
     kvbench load --workload watch --watchers 1000 --watch-rate 100 --compare-etcd
     kvbench load --rss-keys 1000000 --val-size 256 --compare-etcd
     kvbench load --workload put --server-arg=--snapshot-count=1000   # extra server flags
+
+Clusters (--nodes N): every run gets a fresh N-member cluster of each kind (same flags,
+--heartbeat-ms/--election-ms, etcd's 100/1000 by default). The connections are spread
+round-robin over all members, leader first: 1x1 talks to the leader, 10x100 puts 4
+connections on the leader and 3 on each follower (the "conns" note of each run says so),
+and followers forward writes and ReadIndex requests to the leader. Server CPU is summed
+over the members, RSS is that of the largest member.
+
+Scenarios (--scenarios failover,catchup; see failover.py and catchup.py), each on a fresh
+cluster of max(3, --nodes) members, after the workloads:
+    kvbench load --nodes 3 --workload put,range,range-serializable,txn-cas \
+        --shapes 1x1,10x100 --compare-etcd
+    kvbench load --scenarios failover --rounds 5 --compare-etcd
+    kvbench load --scenarios catchup --catchup-mib 100 --compare-etcd
 """
 
 from __future__ import annotations
@@ -26,10 +40,12 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
-from bench.load.cluster import BenchServer, etcd_binary, sample_proc
+from bench.load.cluster import ELECTION_MS, HEARTBEAT_MS, BenchCluster, etcd_binary
 from bench.load.driver import LoadPlan, RunResult, preload, run_load
 from bench.load.errors import LoadError
+from bench.load.procstat import sample_proc
 from bench.load.report import (
     HEADER,
     RssResult,
@@ -40,6 +56,12 @@ from bench.load.report import (
     format_threads,
     save_json,
     to_json,
+)
+from bench.load.scenarios import (
+    SCENARIOS,
+    ScenarioOutcome,
+    add_scenario_arguments,
+    run_scenarios,
 )
 from bench.load.workloads import NEEDS_KEYS, WORKLOADS
 
@@ -101,19 +123,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help="extra flag for the servers started here (both kinds), e.g. --server-arg=--snapshot-count=1000")
     a("--preload-batch", type=int, default=128, help="puts per Txn when preloading (etcd max 128)")
     a("--rss-keys", type=int, default=0, help="load N keys into a fresh member and report its RSS")
+    a("--nodes", type=int, default=1,
+      help="members per server cluster started here (connections spread over all of them)")
+    a("--heartbeat-ms", type=int, default=HEARTBEAT_MS, help="--heartbeat-interval of the servers")
+    a("--election-ms", type=int, default=ELECTION_MS, help="--election-timeout of the servers")
+    a("--scenarios", type=_scenarios, default=[],
+      help=f"cluster scenarios after the workloads: {', '.join(SCENARIOS)} (comma list)")
+    add_scenario_arguments(parser)
     a("--seed", type=int, default=1)
     a("--json", dest="json_path", default=None, help="also save all results as JSON here")
 
 
+def _scenarios(text: str) -> list[str]:
+    names = [w.strip() for w in text.split(",") if w.strip()]
+    for name in names:
+        if name not in SCENARIOS:
+            raise argparse.ArgumentTypeError(
+                f"unknown scenario {name!r} (choose from {', '.join(SCENARIOS)})")
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a run goes: endpoints (leader first), their labels, and the server PIDs."""
+
+    endpoints: tuple[str, ...]
+    names: tuple[str, ...] = ()
+    pids: tuple[int, ...] = ()
+
+
 @contextmanager
-def _target(kind: str, args: argparse.Namespace) -> Iterator[tuple[tuple[str, ...], int | None]]:
-    """(endpoints, server pid) of a fresh server, or of the running ones given."""
+def _target(kind: str, args: argparse.Namespace) -> Iterator[Target]:
+    """A fresh server cluster of `kind`, or the running servers given."""
     if args.endpoints:
-        pids = args.server_pid or [None]
-        yield tuple(e.strip() for e in args.endpoints.split(",") if e.strip()), pids[0]
+        return_endpoints = tuple(e.strip() for e in args.endpoints.split(",") if e.strip())
+        yield Target(return_endpoints, pids=tuple(args.server_pid or ()))
         return
-    with BenchServer(kind, extra_args=tuple(args.server_arg or ())) as server:
-        yield (server.endpoint,), server.pid
+    with BenchCluster(kind, args.nodes, extra_args=tuple(args.server_arg or ()),
+                      heartbeat_ms=args.heartbeat_ms, election_ms=args.election_ms) as cluster:
+        lead = cluster.leader_index()
+        order = [lead] + [i for i in cluster.running if i != lead]
+        yield Target(
+            endpoints=tuple(cluster.members[i].endpoint for i in order),
+            names=tuple("leader" if i == lead else f"follower{n}" for n, i in enumerate(order)),
+            pids=cluster.pids,
+        )
 
 
 def _targets(args: argparse.Namespace) -> list[str]:
@@ -134,7 +188,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.compare_etcd and not args.endpoints and etcd_binary() is None:
         print("kvbench load: --compare-etcd needs the etcd binary on PATH", file=sys.stderr)
         return 2
-    workloads = args.workload if args.workload is not None else ([] if args.rss_keys else ["put"])
+    if args.nodes < 1:
+        print("kvbench load: --nodes must be at least 1", file=sys.stderr)
+        return 2
+    if args.scenarios and args.endpoints:
+        print("kvbench load: --scenarios start their own clusters; not with --endpoints",
+              file=sys.stderr)
+        return 2
+    default = [] if args.rss_keys or args.scenarios else ["put"]
+    workloads = args.workload if args.workload is not None else default
     shapes = args.shapes or [(args.conns, args.clients)]
     cpus = os.cpu_count() or 1
     results: list[RunResult] = []
@@ -152,25 +214,27 @@ def _run(args: argparse.Namespace) -> int:
                 key_space=args.key_space, watchers=args.watchers,
                 watch_streams=args.watch_streams, watch_rate=args.watch_rate,
                 drain_s=args.watch_drain, seed=args.seed,
+                nodes=1 if args.endpoints else args.nodes,
             )
             for kind in _targets(args):
-                with _target(kind, args) as (endpoints, pid):
+                with _target(kind, args) as target:
                     count = max(args.preload, args.key_space if workload in NEEDS_KEYS else 0)
                     if count:
-                        preload(endpoints[0], count=count, key_size=args.key_size,
+                        preload(target.endpoints[0], count=count, key_size=args.key_size,
                                 batch=args.preload_batch,
                                 val_size=args.preload_val_size or args.val_size,
                                 key_space=max(args.key_space, count))
-                    result = run_load(plan, endpoints, target=kind, server_pid=pid)
+                    result = run_load(plan, target.endpoints, target=kind,
+                                      server_pids=target.pids, endpoint_names=target.names)
                 results.append(result)
                 print(format_run(result), flush=True)
     if args.rss_keys:
         for kind in _targets(args):
-            with _target(kind, args) as (endpoints, pid):
-                load_s = preload(endpoints[0], count=args.rss_keys, key_size=args.key_size,
+            with _target(kind, args) as target:
+                load_s = preload(target.endpoints[0], count=args.rss_keys, key_size=args.key_size,
                                  batch=args.preload_batch,
                                  val_size=args.val_size, key_space=args.rss_keys)
-                sample = sample_proc(pid) if pid is not None else None
+                sample = sample_proc(target.pids[0]) if target.pids else None
             rss.append(RssResult(
                 target=kind, keys=args.rss_keys, val_size=args.val_size, load_s=load_s,
                 rss_bytes=sample.rss_bytes if sample else 0,
@@ -180,21 +244,25 @@ def _run(args: argparse.Namespace) -> int:
                 preload_batch=args.preload_batch,
             ))
             print(format_rss(rss[-1]), flush=True)
+    scenarios = ScenarioOutcome()
+    if args.scenarios:
+        scenarios = run_scenarios(args, _targets(args))
     threads = format_threads(results)
     if threads:
         print("\nserver's busiest thread (the serial ceiling):")
         print("\n".join(threads))
-    ratios = format_ratios(results)
+    ratios = format_ratios(results) + scenarios.ratios
     if ratios:
         print("\nkvstore / etcd:")
         print("\n".join(ratios))
-    targets = check_targets(results, rss)
+    targets = check_targets(results, rss) + scenarios.targets
     if targets:
         print("\ntargets:")
         print("\n".join(targets))
     if args.json_path:
         save_json(args.json_path, to_json(results, rss, {
-            k: v for k, v in vars(args).items() if k not in ("func",) and _jsonable(v)}))
+            k: v for k, v in vars(args).items() if k not in ("func",) and _jsonable(v)},
+            scenarios=scenarios.records))
     return 0
 
 

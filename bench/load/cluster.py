@@ -1,14 +1,21 @@
-"""Process control for the benchmark: start one fresh etcd or kvstore member, sample /proc.
+"""Process control for the benchmark: a fresh N-member etcd or kvstore cluster on loopback.
 
-A server started here gets free loopback ports (bind port 0, close, hand the number to the
-server; never 2379/2380) and a fresh temp data dir, so kvstore and etcd start from the same
-empty state. `start()` returns once Maintenance.Status names a leader; `stop()` sends SIGKILL
-by PID and removes the temp dir. Both kinds get the same etcd flags, and etcd's own defaults
-(snapshot count, heartbeat, quotas) are left alone on both sides so the comparison is fair.
+Every member gets free loopback ports (bind port 0, close, hand the number to the server;
+never 2379/2380) and its own data dir in one temp dir, so kvstore and etcd start from the
+same empty state. Both kinds get the same etcd flags: `--initial-cluster` naming every
+member, a shared `--initial-cluster-token`, and the heartbeat and election timeout given
+here (etcd's defaults, 100 ms and 1000 ms, unless the caller says otherwise); everything
+else (snapshot count, quotas) is left at each server's default unless `extra_args` says.
 
-`ProcStats` reads the server's CPU time (utime + stime of /proc/<pid>/stat, all threads) and
-its resident set (VmRSS and the high-water mark VmHWM of /proc/<pid>/status). The benchmark
-never imports the server: it judges kvstore and etcd through the wire only.
+`start()` spawns all members at once (one member of three cannot elect alone) and returns
+once every member names the same leader through Maintenance.Status; it also learns each
+member's ID from the Status response header, so the benchmark never needs the server's own
+ID derivation. `kill(i)` sends SIGKILL by PID; `restart(i)` spawns member i again on the same
+data dir, ports and flags; `add_member()` is MemberAdd through the public client followed by
+a start with `--initial-cluster-state existing`; `stop()` SIGKILLs every process started here
+and removes the temp dir. A single member (`BenchServer`) is the size-1 case.
+
+The benchmark never imports the server: it judges kvstore and etcd through the wire only.
 """
 
 from __future__ import annotations
@@ -21,18 +28,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
+from api.client import SyncClient
 from api.proto import rpc_pb2, rpc_pb2_grpc
 from bench.load.errors import ServerStartError
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
+CONVERGE_TIMEOUT_S = 60.0
 KINDS = ("kvstore", "etcd")
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
+TOKEN = "kvbench-load"
+HEARTBEAT_MS = 100  # etcd's defaults
+ELECTION_MS = 1000
+POLL_S = 0.05
 
 
 def free_port() -> int:
@@ -42,151 +53,177 @@ def free_port() -> int:
         return port
 
 
-@dataclass(frozen=True, slots=True)
-class ProcSample:
-    cpu_s: float
-    rss_bytes: int
-    rss_peak_bytes: int
-    # RSS split: anonymous memory (heap: Python objects, indexes) vs file-backed pages
-    # (mmap'd files such as LMDB's data file, which the kernel can drop and re-read).
-    rss_anon_bytes: int = 0
-    rss_file_bytes: int = 0
-    # CPU seconds of each thread (tid -> s): the busiest thread bounds a server whose hot
-    # path is serial (one event loop), however many cores the machine has.
-    thread_cpu_s: tuple[tuple[int, float], ...] = ()
-
-
-def _stat_cpu_s(path: str) -> float:
-    with open(path, "rb") as f:
-        stat = f.read().decode()
-    # The command name (field 2) may contain spaces; the fields after its ')' are fixed.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14, 15)
-
-
-def busiest_thread_cpu_s(before: ProcSample, after: ProcSample) -> float:
-    """The largest CPU time one thread used between two samples."""
-    old = dict(before.thread_cpu_s)
-    return max((cpu - old.get(tid, 0.0) for tid, cpu in after.thread_cpu_s), default=0.0)
-
-
-def sample_proc(pid: int) -> ProcSample:
-    """CPU seconds so far (whole process and per thread) and RSS of `pid` (Linux /proc)."""
-    cpu_s = _stat_cpu_s(f"/proc/{pid}/stat")
-    threads = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            threads.append((int(tid), _stat_cpu_s(f"/proc/{pid}/task/{tid}/stat")))
-        except FileNotFoundError:  # the thread ended between listdir and open
-            continue
-    fields_kib = {"VmRSS": 0, "VmHWM": 0, "RssAnon": 0, "RssFile": 0}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            name, _, rest = line.partition(":")
-            if name in fields_kib:
-                fields_kib[name] = int(rest.split()[0])
-    return ProcSample(
-        cpu_s=cpu_s, rss_bytes=fields_kib["VmRSS"] * 1024,
-        rss_peak_bytes=fields_kib["VmHWM"] * 1024,
-        rss_anon_bytes=fields_kib["RssAnon"] * 1024, rss_file_bytes=fields_kib["RssFile"] * 1024,
-        thread_cpu_s=tuple(threads),
-    )
-
-
 def etcd_binary() -> str | None:
     return shutil.which("etcd")
 
 
-class BenchServer:
-    """One fresh single-member server on loopback ports; use as a context manager."""
+class BenchMember:
+    """One member's fixed identity (name, ports, data dir) and its current process."""
 
-    def __init__(self, kind: str, *, extra_args: tuple[str, ...] = ()) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"unknown server kind {kind!r}")
+    def __init__(self, kind: str, name: str, tmp: Path) -> None:
         self.kind = kind
-        self.extra_args = extra_args
+        self.name = name
         self.client_port = free_port()
         self.peer_port = free_port()
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.data_dir = tmp / name
+        self.log_path = tmp / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.member_id = 0  # learned from the first Status answer
+        self._channel: grpc.Channel | None = None
 
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.client_port}"
 
     @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
     def pid(self) -> int:
         if self.proc is None:
-            raise ServerStartError(f"{self.kind} is not running")
+            raise ServerStartError(f"{self.kind} {self.name} is not running")
         return self.proc.pid
 
-    def command(self, data_dir: Path) -> list[str]:
-        client_url = f"http://127.0.0.1:{self.client_port}"
-        peer_url = f"http://127.0.0.1:{self.peer_port}"
-        flags = [
-            "--name", "bench",
-            "--data-dir", str(data_dir),
-            "--listen-client-urls", client_url,
-            "--advertise-client-urls", client_url,
-            "--listen-peer-urls", peer_url,
-            "--initial-advertise-peer-urls", peer_url,
-            "--initial-cluster", f"bench={peer_url}",
-            *self.extra_args,
+    def command(self, flags: list[str]) -> list[str]:
+        own = [
+            "--name", self.name,
+            "--data-dir", str(self.data_dir),
+            "--listen-client-urls", self.client_url,
+            "--advertise-client-urls", self.client_url,
+            "--listen-peer-urls", self.peer_url,
+            "--initial-advertise-peer-urls", self.peer_url,
+            *flags,
         ]
         if self.kind == "etcd":
             binary = etcd_binary()
             if binary is None:
                 raise ServerStartError("etcd binary not found on PATH")
-            return [binary, *flags, "--log-level", "error", "--logger", "zap"]
-        return [sys.executable, "-m", "api.server.main", *flags, "--log-level", "error"]
+            return [binary, *own, "--log-level", "error", "--logger", "zap"]
+        return [sys.executable, "-m", "api.server.main", *own, "--log-level", "error"]
+
+    def spawn(self, flags: list[str]) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "ETCD_UNSUPPORTED_ARCH": ""}
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- start {time.strftime('%H:%M:%S')}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.command(flags), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+            )
+
+    def kill(self) -> float:
+        """SIGKILL by PID and reap; returns the monotonic time right after the signal."""
+        killed_at = time.monotonic()
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+        if self.proc is not None:
+            self.proc.wait()
+        return killed_at
+
+    def status(self, timeout: float = 1.0) -> rpc_pb2.StatusResponse:
+        """Maintenance.Status of this member alone (answered locally, also by learners)."""
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(self.endpoint)
+        resp: rpc_pb2.StatusResponse = rpc_pb2_grpc.MaintenanceStub(self._channel).Status(
+            rpc_pb2.StatusRequest(), timeout=timeout)
+        if resp.header.member_id:
+            self.member_id = resp.header.member_id
+        return resp
+
+    def log_tail(self, n: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        self.kill()
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+
+class BenchCluster:
+    """`size` fresh members of one kind; use as a context manager."""
+
+    def __init__(
+        self, kind: str, size: int = 1, *, extra_args: tuple[str, ...] = (),
+        heartbeat_ms: int = HEARTBEAT_MS, election_ms: int = ELECTION_MS,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown server kind {kind!r}")
+        if size < 1:
+            raise ValueError("a cluster needs at least one member")
+        self.kind = kind
+        self.size = size
+        self.extra_args = extra_args
+        self.heartbeat_ms = heartbeat_ms
+        self.election_ms = election_ms
+        self.members: list[BenchMember] = []
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix=f"kvbench-load-{self.kind}-")
         tmp = Path(self._tmp.name)
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.log_path = tmp / "server.log"
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                self.command(tmp / "data"), stdout=log, stderr=subprocess.STDOUT,
-                env=env, cwd=REPO,
-            )
-        self._wait_ready()
+        self.members = [BenchMember(self.kind, f"n{i + 1}", tmp) for i in range(self.size)]
+        for m in self.members:
+            m.spawn(self._flags(self.members, "new"))
+        self.leader_index()
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        with grpc.insecure_channel(self.endpoint) as channel:
-            stub = rpc_pb2_grpc.MaintenanceStub(channel)
-            while True:
-                if self.proc is not None and self.proc.poll() is not None:
-                    raise ServerStartError(f"{self.kind} exited early: {self.log_tail()}")
-                try:
-                    if stub.Status(rpc_pb2.StatusRequest(), timeout=1.0).leader != 0:
-                        return
-                except grpc.RpcError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise ServerStartError(
-                        f"{self.kind} not ready in {START_TIMEOUT_S}s: {self.log_tail()}"
-                    )
-                time.sleep(0.05)
+    def _flags(self, members: list[BenchMember], state: str) -> list[str]:
+        return [
+            "--initial-cluster", ",".join(f"{m.name}={m.peer_url}" for m in members),
+            "--initial-cluster-token", TOKEN,
+            "--initial-cluster-state", state,
+            "--heartbeat-interval", str(self.heartbeat_ms),
+            "--election-timeout", str(self.election_ms),
+            *self.extra_args,
+        ]
 
-    def log_tail(self) -> str:
+    def kill(self, i: int) -> float:
+        """SIGKILL member i (a crash); returns the monotonic time of the signal."""
+        return self.members[i].kill()
+
+    def restart(self, i: int) -> None:
+        """Start member i again on its data dir (a restarted member ignores bootstrap flags)."""
+        m = self.members[i]
+        m.kill()
+        m.spawn(self._flags(self.members, "new"))
+
+    def add_member(self, *, learner: bool) -> BenchMember:
+        """MemberAdd through the public client, then start the member with `existing`."""
+        if self._tmp is None:
+            raise ServerStartError("cluster not started")
+        new = BenchMember(self.kind, f"n{len(self.members) + 1}", Path(self._tmp.name))
+        leader = self.members[self.leader_index()]
+        client = SyncClient([leader.endpoint], timeout_s=10.0)
         try:
-            return self.log_path.read_text(errors="replace")[-2000:]
-        except OSError:
-            return ""
+            client.member_add([new.peer_url], is_learner=learner)
+        finally:
+            client.close()
+        self.members.append(new)
+        new.spawn(self._flags(self.members, "existing"))
+        return new
 
     def stop(self) -> None:
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-            self.proc = None
+        for m in self.members:
+            m.close()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> BenchServer:
+    def __enter__(self) -> BenchCluster:
         try:
             self.start()
         except BaseException:
@@ -196,3 +233,85 @@ class BenchServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- observation -------------------------------------------------------------------------
+
+    @property
+    def running(self) -> list[int]:
+        return [i for i, m in enumerate(self.members) if m.running]
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return tuple(self.members[i].endpoint for i in self.running)
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return tuple(self.members[i].pid for i in self.running)
+
+    def index_of(self, member_id: int) -> int | None:
+        for i, m in enumerate(self.members):
+            if m.member_id == member_id:
+                return i
+        return None
+
+    def _check_alive(self, among: list[int]) -> None:
+        for i in among:
+            m = self.members[i]
+            if m.proc is not None and m.proc.poll() is not None:
+                raise ServerStartError(f"{self.kind} {m.name} exited: {m.log_tail()}")
+
+    def leader_index(self, timeout: float = START_TIMEOUT_S) -> int:
+        """Index of the leader every running member names (waits for one)."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while True:
+            among = self.running
+            self._check_alive(among)
+            try:
+                leaders = {self.members[i].status().leader for i in among}
+                lead = leaders.pop() if len(leaders) == 1 else 0
+                j = self.index_of(lead) if lead else None
+                if j is not None and j in among:
+                    return j
+                last = f"leaders named: {sorted(f'{x:x}' for x in leaders | {lead})}"
+            except grpc.RpcError as exc:
+                last = f"{exc.code()} {exc.details()}"
+            if time.monotonic() > deadline:
+                raise ServerStartError(
+                    f"{self.kind}: no agreed leader in {timeout}s ({last})\n"
+                    + "\n".join(f"== {m.name}\n{m.log_tail(800)}" for m in self.members))
+            time.sleep(POLL_S)
+
+    def wait_converged(self, timeout: float = CONVERGE_TIMEOUT_S) -> int:
+        """Wait until every running member names the same leader and has the same applied
+        index and revision; returns that revision. Only meaningful while writes are paused."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while True:
+            self._check_alive(self.running)
+            try:
+                statuses = [self.members[i].status() for i in self.running]
+                seen = {(s.leader, s.raftAppliedIndex, s.header.revision) for s in statuses}
+                if len(seen) == 1 and next(iter(seen))[0] != 0:
+                    return next(iter(seen))[2]
+                last = f"(leader, applied, revision) per member: {sorted(seen)}"
+            except grpc.RpcError as exc:
+                last = f"{exc.code()} {exc.details()}"
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"{self.kind}: members did not converge in {timeout}s: {last}")
+            time.sleep(POLL_S * 2)
+
+
+class BenchServer(BenchCluster):
+    """One fresh single-member server (the size-1 cluster)."""
+
+    def __init__(self, kind: str, *, extra_args: tuple[str, ...] = ()) -> None:
+        super().__init__(kind, 1, extra_args=extra_args)
+
+    @property
+    def endpoint(self) -> str:
+        return self.members[0].endpoint
+
+    @property
+    def pid(self) -> int:
+        return self.members[0].pid

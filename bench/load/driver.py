@@ -1,12 +1,15 @@
 """The driver: split a run over worker processes, start them together, merge what they saw.
 
-`run_load(plan, endpoints, server_pid=...)` is one measured run of one workload at one
+`run_load(plan, endpoints, server_pids=...)` is one measured run of one workload at one
 shape (conns x clients). Conns and clients are split as evenly as possible over `procs`
-workers (never more workers than clients); for the watch workload the watchers and streams
+workers (never more workers than clients); connections are numbered over all workers and
+connection k goes to endpoint k mod len(endpoints), so the members of a cluster get equal
+shares (10 conns over 3 members: 4, 3, 3; the first endpoint gets the extra ones); for the watch workload the watchers and streams
 are split instead and worker 0 also runs the putter. Every worker first connects and does
 its setup (so connection set-up and watch registration are outside the window), answers
 "ready", and is then given the same wall-clock start instant. Server CPU and RSS are
-sampled from /proc just before that instant and after the last worker has reported.
+sampled from /proc just before that instant and after the last worker has reported (for a
+cluster: CPU summed over the members, RSS of the largest member).
 
 `preload(endpoint, ...)` fills keys with Txn batches of 128 puts (etcd's --max-txn-ops
 default), several in flight, so a million keys take thousands of round trips, not a million.
@@ -26,9 +29,10 @@ from typing import IO, Any
 import grpc
 
 from api.proto import rpc_pb2, rpc_pb2_grpc
-from bench.load.cluster import REPO, ProcSample, busiest_thread_cpu_s, sample_proc
+from bench.load.cluster import REPO
 from bench.load.errors import WorkerError, invariant
 from bench.load.histogram import Histogram, Summary
+from bench.load.procstat import ProcSample, busiest_thread_cpu_s, sample_procs
 from bench.load.workloads import WorkerSpec, key_of
 
 READY_TIMEOUT_S = 120.0
@@ -52,6 +56,7 @@ class LoadPlan:
     watch_rate: float = 100.0
     drain_s: float = 10.0
     seed: int = 1
+    nodes: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,9 @@ class RunResult:
     # independent of how many other processes share the machine.
     thread_ms_per_op: float | None = None
     thread_ceiling_ops: float | None = None
+    # Cluster size, and how the connections were spread over the members' endpoints.
+    nodes: int = 1
+    spread: str = ""
 
     @property
     def shape(self) -> str:
@@ -100,10 +108,11 @@ def plan_workers(plan: LoadPlan, endpoints: tuple[str, ...]) -> list[WorkerSpec]
     else:
         procs = max(1, min(plan.procs, plan.clients))
     specs = []
+    offset = 0
     for i in range(procs):
+        conns = max(1, _split(plan.conns, procs, i))
         specs.append(WorkerSpec(
-            workload=plan.workload, endpoints=endpoints,
-            conns=max(1, _split(plan.conns, procs, i)),
+            workload=plan.workload, endpoints=endpoints, conns=conns, conn_offset=offset,
             clients=_split(plan.clients, procs, i) if plan.workload != "watch" else 0,
             duration_s=plan.duration_s, key_size=plan.key_size, val_size=plan.val_size,
             key_space=plan.key_space, seed=plan.seed * 1000 + i,
@@ -112,6 +121,7 @@ def plan_workers(plan: LoadPlan, endpoints: tuple[str, ...]) -> list[WorkerSpec]
             putter=plan.workload == "watch" and i == 0,
             watch_rate=plan.watch_rate, drain_s=plan.drain_s,
         ))
+        offset += conns
     if plan.workload == "watch":
         invariant(sum(s.watchers for s in specs) == plan.watchers, "watchers split")
     else:
@@ -158,13 +168,26 @@ class _Worker:
                 pipe.close()
 
 
-def _sample(pid: int | None) -> ProcSample | None:
-    return sample_proc(pid) if pid is not None else None
+def conns_per_endpoint(specs: list[WorkerSpec]) -> list[int]:
+    """How many connections each endpoint gets: connection k (counted over all workers)
+    goes to endpoint k mod len(endpoints), see worker.py."""
+    endpoints = specs[0].endpoints
+    counts = [0] * len(endpoints)
+    for spec in specs:
+        for k in range(spec.conn_offset, spec.conn_offset + spec.conns):
+            counts[k % len(endpoints)] += 1
+    return counts
 
 
 def run_load(
-    plan: LoadPlan, endpoints: tuple[str, ...], *, target: str, server_pid: int | None = None
+    plan: LoadPlan, endpoints: tuple[str, ...], *, target: str,
+    server_pid: int | None = None, server_pids: tuple[int, ...] = (),
+    endpoint_names: tuple[str, ...] = (),
 ) -> RunResult:
+    """One measured run. `server_pids` (or the single `server_pid`) are sampled from /proc:
+    CPU summed over the members, RSS of the largest. `endpoint_names` label the endpoints
+    in the spread note (e.g. "leader", "follower")."""
+    pids = server_pids or ((server_pid,) if server_pid is not None else ())
     specs = plan_workers(plan, endpoints)
     workers: list[_Worker] = []
     try:
@@ -176,20 +199,24 @@ def run_load(
         for w in workers:
             w.send({"start_at": start_at})
         time.sleep(max(0.0, start_at - time.time()))
-        before = _sample(server_pid)
+        before = sample_procs(pids)
         messages = [w.receive("result") for w in workers]
-        after = _sample(server_pid)
+        after = sample_procs(pids)
         for w in workers:
             w.proc.wait(timeout=30)
     finally:
         for w in workers:
             w.kill()
-    return _merge(plan, target, len(specs), messages, before, after)
+    spread = ""
+    if len(endpoints) > 1:
+        names = endpoint_names or tuple(f"ep{i + 1}" for i in range(len(endpoints)))
+        spread = " ".join(f"{n}:{c}" for n, c in zip(names, conns_per_endpoint(specs), strict=True))
+    return _merge(plan, target, len(specs), messages, before, after, spread)
 
 
 def _merge(
     plan: LoadPlan, target: str, procs: int, messages: list[dict[str, Any]],
-    before: ProcSample | None, after: ProcSample | None,
+    before: ProcSample | None, after: ProcSample | None, spread: str = "",
 ) -> RunResult:
     hist = Histogram()
     subs: dict[str, Histogram] = {}
@@ -226,28 +253,30 @@ def _merge(
         rss_peak_bytes=after.rss_peak_bytes if after else None,
         rss_bytes=after.rss_bytes if after else None, first_error=first_error,
         client_busy=busy, thread_ms_per_op=thread_ms, thread_ceiling_ops=ceiling,
+        nodes=plan.nodes, spread=spread,
     )
 
 
 def preload(
     endpoint: str, *, count: int, key_size: int, val_size: int, key_space: int,
-    batch: int = PRELOAD_BATCH,
+    batch: int = PRELOAD_BATCH, inflight: int = PRELOAD_INFLIGHT,
 ) -> float:
-    """Put keys 0..count-1 (`val_size`-byte values); returns the seconds it took."""
+    """Put keys 0..count-1 (`val_size`-byte values, `batch` puts per Txn, `inflight` Txns
+    outstanding); returns the seconds it took."""
     value = os.urandom(val_size)
     started = time.monotonic()
     with grpc.insecure_channel(endpoint, options=[("grpc.max_send_message_length", 8 << 20)]) as ch:
         stub = rpc_pb2_grpc.KVStub(ch)
-        inflight: list[Future[Any]] = []
+        pending: list[Future[Any]] = []
         for lo in range(0, count, batch):
             ops = [
                 rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(
                     key=key_of(i, key_size=key_size, key_space=key_space), value=value))
                 for i in range(lo, min(count, lo + batch))
             ]
-            inflight.append(stub.Txn.future(rpc_pb2.TxnRequest(success=ops), timeout=60))
-            if len(inflight) >= PRELOAD_INFLIGHT:
-                inflight.pop(0).result()
-        for f in inflight:
+            pending.append(stub.Txn.future(rpc_pb2.TxnRequest(success=ops), timeout=60))
+            if len(pending) >= inflight:
+                pending.pop(0).result()
+        for f in pending:
             f.result()
     return time.monotonic() - started

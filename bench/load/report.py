@@ -2,7 +2,9 @@
 
 Ratios are kvstore / etcd for the same workload and shape, for every metric: above 1 is
 better for throughput and worse for latency, CPU per op and RSS. The targets are those of
-issue 4 and are checked only when the run contains the data they need.
+issues 4 (one member) and 5 (a cluster: put 10x100 >= 800 puts/s) and are checked only when
+the run contains the data they need. A cluster run's "conns" note says how many connections
+went to the leader and to each follower.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from bench.load.driver import RunResult
 MIB = 1024 * 1024
 PUT_1X1_RATIO_MIN = 0.7
 PUT_10X100_MIN = 2000.0
+PUT_10X100_CLUSTER_MIN = 800.0
 WATCH_P50_MAX_MS = 50.0
 RSS_MAX_MIB = 300.0
 CLIENT_BUSY_WARN = 0.85
@@ -70,19 +73,22 @@ def notes(r: RunResult) -> str:
         parts.append(f"CLIENT-BOUND: a load process used {r.client_busy:.0%} of a core")
     elif r.client_busy >= CLIENT_BUSY_NOTE:
         parts.append(f"busiest load process {r.client_busy:.0%} of a core")
+    if r.spread:
+        parts.append(f"conns {r.spread}")
     if r.errors:
         parts.append(f"first error: {r.first_error}")
     return "; ".join(parts)
 
 
-HEADER = (f"{'target':<9} {'workload':<19} {'shape':<10} {'procs':>5} {'ops/s':>10} "
+HEADER = (f"{'target':<9} {'nodes':>5} {'workload':<19} {'shape':<10} {'procs':>5} {'ops/s':>10} "
           f"{'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6} "
           f"{'cpu ms/op':>9} {'peak MiB':>8}  notes")
 
 
 def format_run(r: RunResult) -> str:
     s = r.latency
-    return (f"{r.target:<9} {r.workload:<19} {r.shape:<10} {r.procs:>5} {r.throughput:>10.1f} "
+    return (f"{r.target:<9} {r.nodes:>5} {r.workload:<19} {r.shape:<10} {r.procs:>5} "
+            f"{r.throughput:>10.1f} "
             f"{s.p50_ms:>8.2f} {s.p90_ms:>8.2f} {s.p99_ms:>8.2f} {s.max_ms:>8.1f} {r.errors:>6} "
             f"{_f(r.cpu_ms_per_op, '.3f'):>9} {_mib(r.rss_peak_bytes):>8}  {notes(r)}")
 
@@ -96,17 +102,17 @@ def _ratio(a: float | None, b: float | None) -> str:
 def format_threads(results: list[RunResult]) -> list[str]:
     """Per run: the server's busiest thread, CPU ms per op and the ceiling it implies."""
     return [
-        f"{r.target:<9} {r.workload:<19} {r.shape:<10} busiest thread {r.thread_ms_per_op:.3f} "
+        f"{r.target:<9} {r.nodes}n {r.workload:<19} {r.shape:<10} busiest thread {r.thread_ms_per_op:.3f} "
         f"ms/op -> <= {r.thread_ceiling_ops:.0f} ops/s with a free core"
         for r in results if r.thread_ms_per_op is not None and r.thread_ceiling_ops is not None
     ]
 
 
 def format_ratios(results: list[RunResult]) -> list[str]:
-    by_key = {(r.target, r.workload, r.shape): r for r in results}
+    by_key = {(r.target, r.nodes, r.workload, r.shape): r for r in results}
     lines = []
-    for (target, workload, shape), k in by_key.items():
-        e = by_key.get(("etcd", workload, shape))
+    for (target, nodes, workload, shape), k in by_key.items():
+        e = by_key.get(("etcd", nodes, workload, shape))
         if target != "kvstore" or e is None:
             continue
         lines.append(
@@ -130,18 +136,22 @@ def format_rss(r: RssResult) -> str:
 def check_targets(results: list[RunResult], rss: list[RssResult]) -> list[str]:
     """The issue's targets that this run has the data for, each PASS or MISS."""
     lines = []
-    find = {(r.target, r.workload, r.conns, r.clients): r for r in results}
-    k11, e11 = find.get(("kvstore", "put", 1, 1)), find.get(("etcd", "put", 1, 1))
-    if k11 and e11 and e11.throughput > 0:
-        ratio = k11.throughput / e11.throughput
-        ok = ratio >= PUT_1X1_RATIO_MIN
-        lines.append(f"{'PASS' if ok else 'MISS'} put 1x1 kvstore/etcd = {ratio:.2f} "
-                     f"(target >= {PUT_1X1_RATIO_MIN})")
-    k10 = find.get(("kvstore", "put", 10, 100))
-    if k10:
-        ok = k10.throughput >= PUT_10X100_MIN
-        lines.append(f"{'PASS' if ok else 'MISS'} put 10x100 kvstore = {k10.throughput:.0f} puts/s "
-                     f"(target >= {PUT_10X100_MIN:.0f})")
+    find = {(r.target, r.nodes, r.workload, r.conns, r.clients): r for r in results}
+    for nodes in sorted({r.nodes for r in results}):
+        where = "" if nodes == 1 else f" ({nodes} members)"
+        k11 = find.get(("kvstore", nodes, "put", 1, 1))
+        e11 = find.get(("etcd", nodes, "put", 1, 1))
+        if k11 and e11 and e11.throughput > 0:
+            ratio = k11.throughput / e11.throughput
+            ok = ratio >= PUT_1X1_RATIO_MIN
+            lines.append(f"{'PASS' if ok else 'MISS'} put 1x1{where} kvstore/etcd = {ratio:.2f} "
+                         f"(target >= {PUT_1X1_RATIO_MIN})")
+        k10 = find.get(("kvstore", nodes, "put", 10, 100))
+        if k10:
+            floor = PUT_10X100_MIN if nodes == 1 else PUT_10X100_CLUSTER_MIN
+            ok = k10.throughput >= floor
+            lines.append(f"{'PASS' if ok else 'MISS'} put 10x100{where} kvstore = "
+                         f"{k10.throughput:.0f} puts/s (target >= {floor:.0f})")
     for r in results:
         if r.target == "kvstore" and r.workload == "watch":
             _, _, full = watch_delivery(r)
@@ -160,11 +170,15 @@ def check_targets(results: list[RunResult], rss: list[RssResult]) -> list[str]:
     return lines
 
 
-def to_json(results: list[RunResult], rss: list[RssResult], args: dict[str, Any]) -> str:
+def to_json(
+    results: list[RunResult], rss: list[RssResult], args: dict[str, Any],
+    scenarios: list[dict[str, Any]] | None = None,
+) -> str:
     return json.dumps({
         "args": args,
         "runs": [asdict(r) | {"shape": r.shape} for r in results],
         "rss": [asdict(x) for x in rss],
+        "scenarios": scenarios or [],
         "targets": check_targets(results, rss),
     }, indent=2)
 

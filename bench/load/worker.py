@@ -48,7 +48,8 @@ async def _readline() -> dict[str, Any]:
 async def run_worker() -> None:
     spec = WorkerSpec.from_json((await _readline())["spec"])
     channels = [
-        grpc.aio.insecure_channel(spec.endpoints[i % len(spec.endpoints)], options=CHANNEL_OPTIONS)
+        grpc.aio.insecure_channel(
+            spec.endpoints[(spec.conn_offset + i) % len(spec.endpoints)], options=CHANNEL_OPTIONS)
         for i in range(max(1, spec.conns))
     ]
     try:

@@ -65,6 +65,9 @@ class WorkerSpec:
     putter: bool = False
     watch_rate: float = 0.0
     drain_s: float = 10.0
+    # This worker's first connection number over the whole run: connection k goes to
+    # endpoints[k % len(endpoints)], which spreads a run's connections over a cluster.
+    conn_offset: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}

@@ -1,0 +1,148 @@
+"""The catch-up scenario: a new member joins a cluster whose leader has compacted its log.
+
+Theory of operation. A fresh cluster (3 members) runs with a small `--snapshot-count`, so
+its members snapshot often and keep only a bounded tail of the raft log (etcd keeps 5,000
+entries after each snapshot; kvstore keeps 5,000 entries or 8 MiB, whichever is less). It is
+filled with `mib` MiB of data: `val_size`-byte values under distinct keys, `batch` puts per
+Txn and `inflight` Txns outstanding, enough entries that a new member cannot be served
+from the log and must receive the leader's snapshot. Then, with no writes running:
+
+1. the leader's Status gives the target (raft applied index and revision); its peak RSS is
+   reset (clear_refs) so the peak read later belongs to the catch-up alone;
+2. MemberAdd through the public client (as a learner by default, as etcd recommends), and
+   the new member is started with `--initial-cluster-state existing` (clock starts at spawn);
+3. the new member's Status (answered locally, also by a learner) is polled until its
+   applied index and revision reach the target; the leader's and the new member's RSS are
+   polled alongside. `ready_s` is the first Status answer (process start-up), `catchup_s`
+   the moment the target is reached;
+4. a serializable count of all keys on the new member must equal the leader's.
+
+The figures: seconds, MiB/s of logical data (keys x value bytes over catchup_s), the
+leader's database size, and the peak RSS of the leader and of the new member during the
+catch-up. A snapshot streamed in chunks keeps both peaks well under the data size.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from api.proto import rpc_pb2, rpc_pb2_grpc
+from bench.load.cluster import BenchCluster
+from bench.load.driver import preload
+from bench.load.errors import LoadError
+from bench.load.procstat import reset_peak_rss, sample_proc
+
+MIB = 1024 * 1024
+CATCHUP_TIMEOUT_S = 900.0
+POLL_S = 0.05
+KEY_SIZE = 16
+
+
+@dataclass(frozen=True, slots=True)
+class CatchupResult:
+    target: str
+    nodes: int
+    keys: int
+    val_size: int
+    batch: int
+    snapshot_count: int
+    learner: bool
+    fill_s: float
+    db_size_bytes: int
+    target_applied: int
+    target_revision: int
+    ready_s: float | None
+    catchup_s: float
+    leader_rss_before_bytes: int
+    leader_rss_peak_bytes: int
+    new_rss_peak_bytes: int
+    keys_on_new: int
+
+    @property
+    def data_mib(self) -> float:
+        return self.keys * self.val_size / MIB
+
+    @property
+    def mib_per_s(self) -> float:
+        return self.data_mib / self.catchup_s if self.catchup_s > 0 else 0.0
+
+
+def _count_keys(endpoint: str) -> int:
+    with grpc.insecure_channel(endpoint) as ch:
+        resp = rpc_pb2_grpc.KVStub(ch).Range(rpc_pb2.RangeRequest(
+            key=b"\0", range_end=b"\0", serializable=True, count_only=True), timeout=60)
+        return int(resp.count)
+
+
+def run_catchup(
+    kind: str, *, nodes: int, mib: float, val_size: int, batch: int, inflight: int,
+    snapshot_count: int, learner: bool, heartbeat_ms: int, election_ms: int,
+    extra_args: tuple[str, ...] = (),
+) -> CatchupResult:
+    keys = max(1, int(mib * MIB) // val_size)
+    args = ("--snapshot-count", str(snapshot_count), *extra_args)
+    with BenchCluster(kind, nodes, extra_args=args, heartbeat_ms=heartbeat_ms,
+                      election_ms=election_ms) as cluster:
+        leader = cluster.members[cluster.leader_index()]
+        fill_s = preload(leader.endpoint, count=keys, key_size=KEY_SIZE, val_size=val_size,
+                         key_space=keys, batch=batch, inflight=inflight)
+        cluster.wait_converged(timeout=CATCHUP_TIMEOUT_S)
+        leader = cluster.members[cluster.leader_index()]
+        status = leader.status(timeout=10)
+        rss_before = sample_proc(leader.pid).rss_bytes
+        reset_peak_rss(leader.pid)
+        leader_peak = rss_before
+        new_peak = 0
+        spawned = time.monotonic()
+        new = cluster.add_member(learner=learner)
+        ready_s: float | None = None
+        deadline = spawned + CATCHUP_TIMEOUT_S
+        while True:
+            if not new.running:
+                raise LoadError(f"catchup: the new {kind} member exited: {new.log_tail()}")
+            leader_peak = max(leader_peak, sample_proc(leader.pid).rss_bytes)
+            new_peak = max(new_peak, sample_proc(new.pid).rss_peak_bytes)
+            try:
+                s = new.status(timeout=1.0)
+            except grpc.RpcError:
+                s = None
+            now = time.monotonic()
+            if s is not None:
+                ready_s = now - spawned if ready_s is None else ready_s
+                if s.raftAppliedIndex >= status.raftAppliedIndex and \
+                        s.header.revision >= status.header.revision:
+                    catchup_s = now - spawned
+                    break
+            if now > deadline:
+                raise LoadError(f"catchup: {kind} new member not caught up in "
+                                f"{CATCHUP_TIMEOUT_S}s (last status {s})")
+            time.sleep(POLL_S)
+        leader_peak = max(leader_peak, sample_proc(leader.pid).rss_peak_bytes)
+        new_peak = max(new_peak, sample_proc(new.pid).rss_peak_bytes)
+        keys_on_new = _count_keys(new.endpoint)
+        return CatchupResult(
+            target=kind, nodes=nodes, keys=keys, val_size=val_size, batch=batch,
+            snapshot_count=snapshot_count, learner=learner, fill_s=fill_s,
+            db_size_bytes=status.dbSize, target_applied=status.raftAppliedIndex,
+            target_revision=status.header.revision, ready_s=ready_s, catchup_s=catchup_s,
+            leader_rss_before_bytes=rss_before, leader_rss_peak_bytes=leader_peak,
+            new_rss_peak_bytes=new_peak, keys_on_new=keys_on_new,
+        )
+
+
+def format_catchup(r: CatchupResult) -> list[str]:
+    ready = "-" if r.ready_s is None else f"{r.ready_s:.2f}s"
+    ok = "all" if r.keys_on_new == r.keys else f"ONLY {r.keys_on_new}/{r.keys}"
+    return [
+        f"{r.target:<9} catchup   {r.nodes} members + 1 {'learner' if r.learner else 'voter'}, "
+        f"--snapshot-count {r.snapshot_count}; {r.keys} keys x {r.val_size} B = "
+        f"{r.data_mib:.1f} MiB ({r.batch} puts/txn, filled in {r.fill_s:.1f}s), "
+        f"leader db {r.db_size_bytes / MIB:.1f} MiB, applied index {r.target_applied}",
+        f"{'':<9}   caught up in {r.catchup_s:.2f}s ({r.mib_per_s:.1f} MiB/s; first Status "
+        f"answer after {ready}); {ok} keys on the new member",
+        f"{'':<9}   peak RSS during catch-up: leader {r.leader_rss_peak_bytes / MIB:.1f} MiB "
+        f"(was {r.leader_rss_before_bytes / MIB:.1f}), new member {r.new_rss_peak_bytes / MIB:.1f} MiB",
+    ]
