@@ -9,8 +9,10 @@ from the log and must receive the leader's snapshot. Then, with no writes runnin
 
 1. the leader's Status gives the target (raft applied index and revision); its peak RSS is
    reset (clear_refs) so the peak read later belongs to the catch-up alone;
-2. MemberAdd through the public client (as a learner by default, as etcd recommends), and
-   the new member is started with `--initial-cluster-state existing` (clock starts at spawn);
+2. MemberAdd through the public client (as a learner by default, as etcd recommends;
+   etcd refuses it until every member has been connected for 5 s, so it is retried), and
+   the new member is started with `--initial-cluster-state existing`: the clock starts
+   when it is spawned;
 3. the new member's Status (answered locally, also by a learner) is polled until its
    applied index and revision reach the target; the leader's and the new member's RSS are
    polled alongside. `ready_s` is the first Status answer (process start-up), `catchup_s`
@@ -96,8 +98,8 @@ def run_catchup(
         reset_peak_rss(leader.pid)
         leader_peak = rss_before
         new_peak = 0
-        spawned = time.monotonic()
         new = cluster.add_member(learner=learner)
+        spawned = new.spawned_at
         ready_s: float | None = None
         deadline = spawned + CATCHUP_TIMEOUT_S
         while True:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import grpc
 
-from api.client import SyncClient
+from api.client import SyncClient, UnhealthyClusterError
 from api.proto import rpc_pb2, rpc_pb2_grpc
 from bench.load.errors import ServerStartError
 
@@ -44,6 +44,7 @@ TOKEN = "kvbench-load"
 HEARTBEAT_MS = 100  # etcd's defaults
 ELECTION_MS = 1000
 POLL_S = 0.05
+MEMBER_ADD_TIMEOUT_S = 30.0
 
 
 def free_port() -> int:
@@ -69,6 +70,7 @@ class BenchMember:
         self.log_path = tmp / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.member_id = 0  # learned from the first Status answer
+        self.spawned_at = 0.0  # monotonic time of the last spawn
         self._channel: grpc.Channel | None = None
 
     @property
@@ -112,6 +114,7 @@ class BenchMember:
 
     def spawn(self, flags: list[str]) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO), "ETCD_UNSUPPORTED_ARCH": ""}
+        self.spawned_at = time.monotonic()
         with open(self.log_path, "ab") as log:
             log.write(f"--- start {time.strftime('%H:%M:%S')}\n".encode())
             log.flush()
@@ -208,8 +211,17 @@ class BenchCluster:
         new = BenchMember(self.kind, f"n{len(self.members) + 1}", Path(self._tmp.name))
         leader = self.members[self.leader_index()]
         client = SyncClient([leader.endpoint], timeout_s=10.0)
+        deadline = time.monotonic() + MEMBER_ADD_TIMEOUT_S
         try:
-            client.member_add([new.peer_url], is_learner=learner)
+            while True:
+                try:
+                    client.member_add([new.peer_url], is_learner=learner)
+                    break
+                except UnhealthyClusterError:
+                    # etcd refuses until every member has been connected for 5 s.
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
         finally:
             client.close()
         self.members.append(new)

@@ -1,9 +1,14 @@
 """The failover scenario: SIGKILL the leader under a write loop, time the next acknowledged write.
 
 Theory of operation. A fresh cluster (3 members unless told otherwise) gets a write loop:
-`WRITERS` threads, each putting unique keys with a short per-request timeout, round-robin
-over the members it has not been told to avoid (a follower forwards a put to its leader, so
-every member is a valid target). Each round:
+`WRITERS` closed-loop threads, each putting unique keys with a short per-request timeout,
+round-robin over the members it has not been told to avoid (a follower forwards a put to its
+leader, so every member is a valid target), plus an open-loop *prober* that sends one put
+every `PROBE_INTERVAL_S` without waiting for the previous ones (longer timeout, bounded
+number in flight). The prober is what makes the figure the cluster's and not the client's:
+a put forwarded to the dead leader is lost and waits for its timeout, so closed-loop writers
+alone would measure their own timeout (every round would read "2 x timeout"); a probe sent
+just after the new leader is known is answered at once. Each round:
 
 1. wait until the loop has acknowledged a few writes (the cluster is serving);
 2. find the leader, tell the writers to avoid it (so no put is aimed at the dead process),
@@ -37,6 +42,9 @@ from bench.load.errors import LoadError
 
 WRITERS = 4
 PUT_TIMEOUT_S = 1.0
+PROBE_INTERVAL_S = 0.01
+PROBE_TIMEOUT_S = 5.0
+PROBES_INFLIGHT_MAX = 1000
 RETRY_PAUSE_S = 0.005
 WARMUP_ACKS = 20
 ROUND_TIMEOUT_S = 30.0
@@ -91,6 +99,43 @@ class WriteLoop:
             t = threading.Thread(target=self._run, args=(w,), daemon=True, name=f"writer-{w}")
             t.start()
             self._threads.append(t)
+        t = threading.Thread(target=self._probe, daemon=True, name="prober")
+        t.start()
+        self._threads.append(t)
+
+    def _acked(self, sent: float, acked: float) -> None:
+        with self._lock:
+            self.acks += 1
+            if self.mark is not None and sent >= self.mark and self.first_ack is None:
+                self.first_ack = acked
+                self.acked_after_mark.set()
+
+    def _probe(self) -> None:
+        """Open loop: a put every PROBE_INTERVAL_S, whatever happened to the earlier ones."""
+        stubs = [rpc_pb2_grpc.KVStub(ch) for ch in self._channels]
+        inflight: set[grpc.Future] = set()
+        seq = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            seq += 1
+            i = seq % len(stubs)
+            if i in self.avoid or len(inflight) >= PROBES_INFLIGHT_MAX:
+                continue
+            sent = time.monotonic()
+            fut = stubs[i].Put.future(rpc_pb2.PutRequest(
+                key=f"failover/probe/{seq}".encode(), value=b"p"), timeout=PROBE_TIMEOUT_S)
+            inflight.add(fut)
+
+            def done(f: grpc.Future, sent: float = sent) -> None:
+                inflight.discard(f)
+                if f.exception() is None:
+                    self._acked(sent, time.monotonic())
+
+            fut.add_done_callback(done)
+            next_at += PROBE_INTERVAL_S
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        for f in list(inflight):
+            f.cancel()
 
     def _run(self, w: int) -> None:
         stubs = [rpc_pb2_grpc.KVStub(ch) for ch in self._channels]
@@ -112,12 +157,7 @@ class WriteLoop:
                     self.errors += 1
                 time.sleep(RETRY_PAUSE_S)  # do not spin on a member that refuses at once
                 continue
-            acked = time.monotonic()
-            with self._lock:
-                self.acks += 1
-                if self.mark is not None and sent >= self.mark and self.first_ack is None:
-                    self.first_ack = acked
-                    self.acked_after_mark.set()
+            self._acked(sent, time.monotonic())
 
     def stop(self) -> None:
         self._stop.set()
@@ -206,7 +246,7 @@ def format_failover(r: FailoverResult) -> list[str]:
                      f"max {el[2]:.3f}s")
     lines.append(f"{'':<9}   per round (s): " + "  ".join(
         f"{x.failover_s:.3f}" for x in r.rounds)
-        + f"; failed puts per round: {', '.join(str(x.errors) for x in r.rounds)}")
+        + f"; failed closed-loop puts per round: {', '.join(str(x.errors) for x in r.rounds)}")
     return lines
 
 
