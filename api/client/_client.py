@@ -395,11 +395,14 @@ class Client:
     async def snapshot_save(
         self, path: str | os.PathLike[str], *, endpoint: str | None = None,
         timeout_s: float | None = 600.0,
+        progress: Callable[[int, int], Any] | None = None,
     ) -> int:
         """Stream a snapshot into `path` (atomically); verifies etcd's trailing SHA-256.
 
         etcd appends sha256(body) to the stream; the saved file keeps it (as etcdctl does, so
         `etcdctl snapshot restore` can check it). Returns the file size in bytes.
+        `progress(received_bytes, remaining_bytes)` is called after each chunk (the server's
+        remaining_bytes estimate; a progress bar's total is received + remaining).
         """
         dest = Path(path)
         part = dest.with_name(dest.name + ".part")
@@ -414,6 +417,8 @@ class Client:
                     digest.feed(chunk.blob)
                     f.write(chunk.blob)
                     size += len(chunk.blob)
+                    if progress is not None:
+                        progress(size, chunk.remaining_bytes)
                 f.flush()
                 os.fsync(f.fileno())
         except grpc.RpcError as e:
