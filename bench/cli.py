@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "raft": ("bench.raft_bench", "in-process 3-node Raft throughput"),
     "sim": ("bench.sim", "deterministic Raft simulation over many seeds"),
     "load": ("bench.load.cli", "gRPC load against kvstore and real etcd, side by side"),
+    "jepsen": ("bench.jepsen.cli", "fault injection with linearizability and watch checkers"),
 }
 
 

@@ -95,7 +95,10 @@ def check_leases(history: History) -> list[Anomaly]:
         if op.outcome != OK or op.complete_s is None:
             continue
         lid = op.args.get("lease_id")
-        if op.f == "lease_revoke" or (op.f == "lease_ttl" and op.result.get("ttl_s", 0) < 0):
+        # TTL -1 with granted TTL 0 is "lease not found"; an expired lease not yet revoked
+        # can also read back a negative TTL, but with its granted TTL.
+        if op.f == "lease_revoke" or (op.f == "lease_ttl" and op.result.get("ttl_s", 0) < 0
+                                      and op.result.get("granted_ttl_s", 0) == 0):
             if lid not in gone_at or op.complete_s < gone_at[lid][0]:
                 gone_at[lid] = (op.complete_s, op)
     lease_of = {(o.key, o.args["value"]): o.args["lease_id"] for o in history.ops

@@ -87,6 +87,9 @@ def check(history: History) -> CheckResult:
         result.notes.append("no full history could be read: watch streams not checked")
         return result
     for log in history.watches:
+        if history.final_revision:  # later events (leases expiring after the end) are unread
+            log = WatchLog(log.watcher, [e for e in log.events if e.revision <= history.final_revision],
+                           log.starts, log.errors)
         found = check_watcher(log, history.full_events)
         result.anomalies += found
         last = log.events[-1].revision if log.events else 0
