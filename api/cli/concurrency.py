@@ -40,7 +40,7 @@ async def _print_key(ctx: Ctx, printer: Printer, key: bytes) -> None:
 
 async def _lock(ctx: Ctx, p: Parsed) -> int | None:
     if not p.args:
-        raise bad_args("lock takes a lock name argument and an optional command to execute.")
+        raise bad_args("lock takes a lock name argument and an optional command to execute")
     printer = ctx.printer()
     stop = _stop_event()
     lock = ctx.client.lock(p.args[0].encode(), ttl_s=int(str(p.values["ttl"])))
@@ -72,7 +72,7 @@ async def _elect(ctx: Ctx, p: Parsed) -> None:
     if len(p.args) not in (1, 2):
         raise bad_args("elect takes one election name argument and an optional proposal argument.")
     if listen and len(p.args) != 1:
-        raise bad_args("--listen/-l takes only one election name argument")
+        raise bad_args("proposal given but -l is set")
     if not listen and len(p.args) != 2:
         raise bad_args("no proposal argument but -l not set")
     printer = ctx.printer()

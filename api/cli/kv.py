@@ -43,7 +43,7 @@ _TARGETS = {"CREATE": SortTarget.CREATE, "KEY": SortTarget.KEY, "MODIFY": SortTa
 
 def _key_range(cmd: str, args: list[str], prefix: bool, from_key: bool
                ) -> tuple[bytes, bytes | None, bool, bool]:
-    if not 1 <= len(args) <= 2:
+    if not args:  # etcdctl ignores arguments after range_end
         raise bad_args(f"{cmd} command needs one argument as key and an optional argument as range_end")
     if prefix and from_key:
         raise bad_args("`--prefix` and `--from-key` cannot be set at the same time, choose one")

@@ -77,8 +77,8 @@ def parse_compare(line: str) -> Comparison:
             operand: int | bytes = raw.encode()
         else:
             operand = _go_int(raw, 16 if name == "LEASE" else 10)
-    except ValueError as exc:
-        raise ValueError(f"malformed comparison: {line} ({exc})") from None
+    except ValueError:
+        raise ValueError(f"invalid txn compare request: {line}") from None
     return Comparison(key, name, _RESULTS[op], operand)
 
 

@@ -70,7 +70,6 @@ class _Session:
         self.printer = printer
         self.exec_args = exec_args
         self.requests: asyncio.Queue[rpc_pb2.WatchRequest | None] = asyncio.Queue(QUEUE_MAX)
-        self.answered = asyncio.Event()  # set on every response (interactive pacing)
 
     async def _request_iter(self) -> AsyncIterator[rpc_pb2.WatchRequest]:
         while (req := await self.requests.get()) is not None:
@@ -82,7 +81,6 @@ class _Session:
         stream = stub.Watch(self._request_iter(), metadata=REQUIRE_LEADER)
         try:
             async for resp in stream:
-                self.answered.set()
                 if resp.created and not resp.canceled:
                     continue
                 if resp.canceled:
@@ -147,10 +145,12 @@ async def _interactive(ctx: Ctx, session: _Session) -> int:
             words = line.split()
             if not words:
                 continue
-            session.answered.clear()
             if words[0] == "progress":
                 req = rpc_pb2.WatchRequest(progress_request=rpc_pb2.WatchProgressRequest())
             elif words[0] == "watch":
+                if len(words) < 2:
+                    ctx.out.err(f"Invalid command {line.strip()} (command type or key is not provided)")
+                    continue
                 try:
                     p = parse_flags(words[1:], WATCH_FLAGS)
                     req = _create_request(p.args, p.values)
@@ -161,11 +161,6 @@ async def _interactive(ctx: Ctx, session: _Session) -> int:
                 ctx.out.err(f"Invalid command {line.strip()} (only support watch)")
                 continue
             await session.requests.put(req)
-            # Pace the script: wait (briefly) for the server's answer before the next line.
-            try:
-                await asyncio.wait_for(session.answered.wait(), 2.0)
-            except TimeoutError:
-                pass
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)

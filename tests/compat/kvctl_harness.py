@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import shutil
@@ -123,15 +124,50 @@ _ADDED_JSON = re.compile(rb'"member":\{"ID":(\d+)')
 
 def _subst_all(text: str, ids: Ids, tracked: Tracked, workdir: Path) -> str:
     out = _subst(text, ids, workdir)
+    if ids.leases:
+        out = out.replace("{last_lease}", f"{ids.leases[-1]:x}")
     for i, member_id in enumerate(tracked.added_members, start=1):
         out = out.replace(f"{{added{i}}}", f"{member_id:x}")
     return out
 
 
-def _normalise_added(text: str, tracked: Tracked) -> str:
+_DURATION = re.compile(r"\b[0-9.]+(µs|ms|s)\b")
+_RECIPE_KEY = re.compile(r"\b(demo-lock|demo-elect)/[0-9a-f]+")
+
+
+def _sorted_members(text: str) -> str:
+    """etcd lists members by ID and an added member's ID is random: order is not comparable."""
+    if text.startswith("{"):
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(doc.get("members"), list):
+            doc["members"].sort(key=lambda m: json.dumps(m, sort_keys=True))
+            return json.dumps(doc, separators=(",", ":")) + "\n"
+        return text
+    text = re.sub(r'(ETCD_INITIAL_CLUSTER=")([^"]*)"',
+                  lambda m: m.group(1) + ",".join(sorted(m.group(2).split(","))) + '"', text)
+    lines = text.split("\n")
+    if all(", " in ln for ln in lines if ln):
+        return "\n".join(sorted(ln for ln in lines if ln)) + "\n"
+    return text
+
+
+def _normalise_extra(text: str, tracked: Tracked, args: Sequence[str]) -> str:
+    """What run_session's normaliser does not cover for the extra kvctl steps."""
     for i, member_id in enumerate(tracked.added_members, start=1):
         text = re.sub(rf"\b{member_id}\b", f"<ADDED{i}>", text)
         text = re.sub(rf"\b0*{member_id:x}\b", f"<ADDED{i}_HEX>", text)
+    text = _RECIPE_KEY.sub(r"\1/<LEASE>", text)
+    if "timetolive" in args:
+        text = re.sub(r'"TTL" : \d+', '"TTL" : <R>', text)
+    if "health" in args:
+        text = _DURATION.sub("<TOOK>", text)
+    if "hashkv" in args:
+        text = re.sub(r"(<EP> \| )\d+", r"\1<HASH>", text)
+    if "member" in args:
+        text = _sorted_members(text)
     return text
 
 
@@ -166,8 +202,8 @@ def run_steps(run: Runner, ids: Ids, workdir: Path, steps: Sequence[Step]) -> li
             out_text = _protobuf_hex(stdout, step.protobuf)
         else:
             out_text = stdout.decode(errors="replace")
-        norm_out = _normalise_added(normalise(out_text, ids, step=step), tracked)
-        norm_err = _normalise_added(normalise(stderr.decode(errors="replace"), ids, step=step), tracked)
+        norm_out = _normalise_extra(normalise(out_text, ids, step=step), tracked, args)
+        norm_err = _normalise_extra(normalise(stderr.decode(errors="replace"), ids, step=step), tracked, args)
         outcomes.append(Outcome(label, norm_out.replace(str(workdir), "<WORK>"),
                                 norm_err.replace(str(workdir), "<WORK>"), exit_code))
     return outcomes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api.cli.output.base import DbStatus, EndpointHashKV, EndpointHealth, EndpointStatus, Printer
-from api.cli.output.text import go_bool, go_quote, go_string_slice, hex_escape
+from api.cli.output.text import go_bool, go_quote, go_string_slice
 from api.proto import kv_pb2, rpc_pb2
 
 __all__ = ["FieldsPrinter"]
@@ -17,9 +17,7 @@ class FieldsPrinter(Printer):
         self.out.line(f'"{name}" : {text}')
 
     def _q(self, data: bytes | str) -> str:
-        if self.hex and isinstance(data, bytes):
-            return hex_escape(data)
-        return go_quote(data)
+        return go_quote(data)  # etcdctl's fields printer ignores --hex
 
     def hdr(self, h: rpc_pb2.ResponseHeader) -> None:
         self._f("ClusterID", h.cluster_id)
@@ -104,9 +102,9 @@ class FieldsPrinter(Printer):
             self._f("ID", m.ID)
             self._f("Name", go_quote(m.name))
             for u in m.peerURLs:
-                self._f("PeerURL", u)
+                self._f("PeerURL", go_quote(u))
             for u in m.clientURLs:
-                self._f("ClientURL", u)
+                self._f("ClientURL", go_quote(u))
             self._f("IsLearner", m.isLearner)
             self.out.line()
 
@@ -127,15 +125,12 @@ class FieldsPrinter(Printer):
     def member_remove(self, member_id: int, r: rpc_pb2.MemberRemoveResponse) -> None:
         self.hdr(r.header)
 
-    def member_update(self, member_id: int, r: rpc_pb2.MemberUpdateResponse) -> None:
-        self.hdr(r.header)
-
     def member_promote(self, member_id: int, r: rpc_pb2.MemberPromoteResponse) -> None:
         self.hdr(r.header)
 
     def endpoint_health(self, results: list[EndpointHealth]) -> None:
         for h in results:
-            self._f("Endpoint", h.endpoint)
+            self._f("Endpoint", go_quote(h.endpoint))
             self._f("Health", h.health)
             self._f("Took", h.took)
             self._f("Error", h.error)
@@ -161,7 +156,6 @@ class FieldsPrinter(Printer):
             self.hdr(h.resp.header)
             self._f("Endpoint", go_quote(h.endpoint))
             self._f("Hash", h.resp.hash)
-            self._f("CompactRevision", h.resp.compact_revision)
             self.out.line()
 
     def alarm(self, r: rpc_pb2.AlarmResponse) -> None:
