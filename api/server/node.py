@@ -559,9 +559,14 @@ class Node:
         kv_only = self._kv_only(rd) if rd.snapshot is None and rd.committed_entries else None
         if kv_only is not None:
             items, proposal_ids = kv_only
-            outcomes = await loop.run_in_executor(
-                self._disk_pool, self._persist_and_apply, rd, items
-            )
+            if rd.must_sync:
+                outcomes = await loop.run_in_executor(
+                    self._disk_pool, self._persist_and_apply, rd, items
+                )
+            else:
+                # Nothing to fsync (e.g. only the commit index moved): a buffered WAL write
+                # and an unsynced LMDB commit cost less than two thread hand-offs.
+                outcomes = self._persist_and_apply(rd, items)
             self._disk.install(rd)
         elif rd.snapshot is not None or rd.hard_state is not None or rd.entries:
             await loop.run_in_executor(self._disk_pool, self._persist_timed, rd, snapshot_body)
