@@ -17,7 +17,12 @@ from the log and must receive the leader's snapshot. Then, with no writes runnin
    applied index and revision reach the target; the leader's and the new member's RSS are
    polled alongside. `ready_s` is the first Status answer (process start-up), `catchup_s`
    the moment the target is reached;
-4. a serializable count of all keys on the new member must equal the leader's.
+4. a serializable count of all keys on the new member must equal the leader's;
+5. with more than one round, the new member is removed (MemberRemove, then SIGKILL) and
+   the next round adds a fresh one to the same cluster: etcd's time in particular is
+   bimodal (a new etcd member opens its client port only once its own "publish" proposal
+   is applied, and a first attempt that is lost is retried after 5 s + 2 election
+   timeouts), so one round is not a figure.
 
 The figures: seconds, MiB/s of logical data (keys x value bytes over catchup_s), the
 leader's database size, and the peak RSS of the leader and of the new member during the
@@ -26,13 +31,15 @@ catch-up. A snapshot streamed in chunks keeps both peaks well under the data siz
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 
 import grpc
 
+from api.client import SyncClient
 from api.proto import rpc_pb2, rpc_pb2_grpc
-from bench.load.cluster import BenchCluster
+from bench.load.cluster import BenchCluster, BenchMember
 from bench.load.driver import preload
 from bench.load.errors import LoadError
 from bench.load.procstat import reset_peak_rss, sample_proc
@@ -41,6 +48,21 @@ MIB = 1024 * 1024
 CATCHUP_TIMEOUT_S = 900.0
 POLL_S = 0.05
 KEY_SIZE = 16
+
+
+@dataclass(frozen=True, slots=True)
+class CatchupRound:
+    ready_s: float | None  # spawn -> first Status answer
+    catchup_s: float  # spawn -> applied index and revision reach the leader's
+    leader_rss_before_bytes: int
+    leader_rss_peak_bytes: int
+    new_rss_peak_bytes: int
+    keys_on_new: int
+    # Largest anonymous RSS seen while polling (heap, not mmap'd database pages): a snapshot
+    # held whole in memory shows here; file-backed pages of a database being read do not.
+    leader_anon_before_bytes: int
+    leader_anon_max_bytes: int
+    new_anon_max_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,20 +78,21 @@ class CatchupResult:
     db_size_bytes: int
     target_applied: int
     target_revision: int
-    ready_s: float | None
-    catchup_s: float
-    leader_rss_before_bytes: int
-    leader_rss_peak_bytes: int
-    new_rss_peak_bytes: int
-    keys_on_new: int
+    rounds: tuple[CatchupRound, ...]
 
     @property
     def data_mib(self) -> float:
         return self.keys * self.val_size / MIB
 
+    def catchup_stats(self) -> tuple[float, float, float]:
+        xs = [r.catchup_s for r in self.rounds]
+        return min(xs), statistics.median(xs), max(xs)
+
     @property
     def mib_per_s(self) -> float:
-        return self.data_mib / self.catchup_s if self.catchup_s > 0 else 0.0
+        """At the median catch-up time."""
+        mid = self.catchup_stats()[1]
+        return self.data_mib / mid if mid > 0 else 0.0
 
 
 def _count_keys(endpoint: str) -> int:
@@ -79,9 +102,63 @@ def _count_keys(endpoint: str) -> int:
         return int(resp.count)
 
 
+def _remove(cluster: BenchCluster, member: BenchMember) -> None:
+    leader = cluster.members[cluster.leader_index()]
+    client = SyncClient([leader.endpoint], timeout_s=10.0)
+    try:
+        client.member_remove(member.member_id)
+    finally:
+        client.close()
+    member.close()
+
+
+def _catch_up_once(
+    cluster: BenchCluster, leader: BenchMember, status: rpc_pb2.StatusResponse, *, learner: bool
+) -> tuple[BenchMember, CatchupRound]:
+    before = sample_proc(leader.pid)
+    reset_peak_rss(leader.pid)
+    leader_peak, leader_anon = before.rss_bytes, before.rss_anon_bytes
+    new_peak = new_anon = 0
+    new = cluster.add_member(learner=learner)
+    spawned = new.spawned_at
+    ready_s: float | None = None
+    deadline = spawned + CATCHUP_TIMEOUT_S
+    while True:
+        if not new.running:
+            raise LoadError(f"catchup: the new {cluster.kind} member exited: {new.log_tail()}")
+        lead_now, new_now = sample_proc(leader.pid), sample_proc(new.pid)
+        leader_peak = max(leader_peak, lead_now.rss_bytes)
+        leader_anon = max(leader_anon, lead_now.rss_anon_bytes)
+        new_peak = max(new_peak, new_now.rss_peak_bytes)
+        new_anon = max(new_anon, new_now.rss_anon_bytes)
+        try:
+            s = new.status(timeout=1.0)
+        except grpc.RpcError:
+            s = None
+        now = time.monotonic()
+        if s is not None:
+            ready_s = now - spawned if ready_s is None else ready_s
+            if s.raftAppliedIndex >= status.raftAppliedIndex and \
+                    s.header.revision >= status.header.revision:
+                catchup_s = now - spawned
+                break
+        if now > deadline:
+            raise LoadError(f"catchup: {cluster.kind} new member not caught up in "
+                            f"{CATCHUP_TIMEOUT_S}s (last status {s})")
+        time.sleep(POLL_S)
+    leader_peak = max(leader_peak, sample_proc(leader.pid).rss_peak_bytes)
+    new_peak = max(new_peak, sample_proc(new.pid).rss_peak_bytes)
+    return new, CatchupRound(
+        ready_s=ready_s, catchup_s=catchup_s, leader_rss_before_bytes=before.rss_bytes,
+        leader_rss_peak_bytes=leader_peak, new_rss_peak_bytes=new_peak,
+        keys_on_new=_count_keys(new.endpoint), leader_anon_before_bytes=before.rss_anon_bytes,
+        leader_anon_max_bytes=leader_anon, new_anon_max_bytes=new_anon,
+    )
+
+
 def run_catchup(
     kind: str, *, nodes: int, mib: float, val_size: int, batch: int, inflight: int,
-    snapshot_count: int, learner: bool, heartbeat_ms: int, election_ms: int,
+    snapshot_count: int, learner: bool, heartbeat_ms: int, election_ms: int, rounds: int = 1,
     extra_args: tuple[str, ...] = (),
 ) -> CatchupResult:
     keys = max(1, int(mib * MIB) // val_size)
@@ -92,59 +169,41 @@ def run_catchup(
         fill_s = preload(leader.endpoint, count=keys, key_size=KEY_SIZE, val_size=val_size,
                          key_space=keys, batch=batch, inflight=inflight)
         cluster.wait_converged(timeout=CATCHUP_TIMEOUT_S)
-        leader = cluster.members[cluster.leader_index()]
-        status = leader.status(timeout=10)
-        rss_before = sample_proc(leader.pid).rss_bytes
-        reset_peak_rss(leader.pid)
-        leader_peak = rss_before
-        new_peak = 0
-        new = cluster.add_member(learner=learner)
-        spawned = new.spawned_at
-        ready_s: float | None = None
-        deadline = spawned + CATCHUP_TIMEOUT_S
-        while True:
-            if not new.running:
-                raise LoadError(f"catchup: the new {kind} member exited: {new.log_tail()}")
-            leader_peak = max(leader_peak, sample_proc(leader.pid).rss_bytes)
-            new_peak = max(new_peak, sample_proc(new.pid).rss_peak_bytes)
-            try:
-                s = new.status(timeout=1.0)
-            except grpc.RpcError:
-                s = None
-            now = time.monotonic()
-            if s is not None:
-                ready_s = now - spawned if ready_s is None else ready_s
-                if s.raftAppliedIndex >= status.raftAppliedIndex and \
-                        s.header.revision >= status.header.revision:
-                    catchup_s = now - spawned
-                    break
-            if now > deadline:
-                raise LoadError(f"catchup: {kind} new member not caught up in "
-                                f"{CATCHUP_TIMEOUT_S}s (last status {s})")
-            time.sleep(POLL_S)
-        leader_peak = max(leader_peak, sample_proc(leader.pid).rss_peak_bytes)
-        new_peak = max(new_peak, sample_proc(new.pid).rss_peak_bytes)
-        keys_on_new = _count_keys(new.endpoint)
+        results = []
+        for n in range(rounds):
+            leader = cluster.members[cluster.leader_index()]
+            status = leader.status(timeout=10)
+            if n == 0:
+                first = status
+            new, one = _catch_up_once(cluster, leader, status, learner=learner)
+            results.append(one)
+            if n + 1 < rounds:
+                _remove(cluster, new)
         return CatchupResult(
             target=kind, nodes=nodes, keys=keys, val_size=val_size, batch=batch,
             snapshot_count=snapshot_count, learner=learner, fill_s=fill_s,
-            db_size_bytes=status.dbSize, target_applied=status.raftAppliedIndex,
-            target_revision=status.header.revision, ready_s=ready_s, catchup_s=catchup_s,
-            leader_rss_before_bytes=rss_before, leader_rss_peak_bytes=leader_peak,
-            new_rss_peak_bytes=new_peak, keys_on_new=keys_on_new,
+            db_size_bytes=first.dbSize, target_applied=first.raftAppliedIndex,
+            target_revision=first.header.revision, rounds=tuple(results),
         )
 
 
 def format_catchup(r: CatchupResult) -> list[str]:
-    ready = "-" if r.ready_s is None else f"{r.ready_s:.2f}s"
-    ok = "all" if r.keys_on_new == r.keys else f"ONLY {r.keys_on_new}/{r.keys}"
-    return [
+    lo, mid, hi = r.catchup_stats()
+    lines = [
         f"{r.target:<9} catchup   {r.nodes} members + 1 {'learner' if r.learner else 'voter'}, "
         f"--snapshot-count {r.snapshot_count}; {r.keys} keys x {r.val_size} B = "
         f"{r.data_mib:.1f} MiB ({r.batch} puts/txn, filled in {r.fill_s:.1f}s), "
         f"leader db {r.db_size_bytes / MIB:.1f} MiB, applied index {r.target_applied}",
-        f"{'':<9}   caught up in {r.catchup_s:.2f}s ({r.mib_per_s:.1f} MiB/s; first Status "
-        f"answer after {ready}); {ok} keys on the new member",
-        f"{'':<9}   peak RSS during catch-up: leader {r.leader_rss_peak_bytes / MIB:.1f} MiB "
-        f"(was {r.leader_rss_before_bytes / MIB:.1f}), new member {r.new_rss_peak_bytes / MIB:.1f} MiB",
+        f"{'':<9}   caught up in min {lo:.2f}s  p50 {mid:.2f}s  max {hi:.2f}s over "
+        f"{len(r.rounds)} rounds ({r.mib_per_s:.1f} MiB/s at p50)",
     ]
+    for i, x in enumerate(r.rounds):
+        ready = "-" if x.ready_s is None else f"{x.ready_s:.2f}s"
+        ok = "all" if x.keys_on_new == r.keys else f"ONLY {x.keys_on_new}/{r.keys}"
+        lines.append(
+            f"{'':<9}   round {i + 1}: {x.catchup_s:.2f}s (first Status answer {ready}), {ok} keys; "
+            f"peak RSS leader {x.leader_rss_peak_bytes / MIB:.1f} MiB "
+            f"(was {x.leader_rss_before_bytes / MIB:.1f}), new {x.new_rss_peak_bytes / MIB:.1f} MiB; "
+            f"heap max leader {x.leader_anon_max_bytes / MIB:.1f} MiB "
+            f"(was {x.leader_anon_before_bytes / MIB:.1f}), new {x.new_anon_max_bytes / MIB:.1f} MiB")
+    return lines

@@ -82,7 +82,7 @@ def test_failover_one_round_within_three_election_timeouts(
         (rnd,) = r["rounds"]
         # No leader can be elected before one election timeout has passed without
         # heartbeats; 3 timeouts is the target, plus slack for a loaded machine.
-        assert 0.9 * election_ms / 1000 <= rnd["failover_s"] <= 3 * election_ms / 1000 + 1.0
+        assert 0.8 * election_ms / 1000 <= rnd["failover_s"] <= 3 * election_ms / 1000 + 1.0
         assert rnd["election_s"] is not None and rnd["election_s"] <= rnd["failover_s"] + 0.1
     assert re.search(r"kill -> next acked write: min \d+\.\d{3}s .* election timeouts", text)
     assert re.search(r"^(PASS|MISS) kvstore failover max \d+\.\d{3}s over 1 rounds", text, re.M)
@@ -94,13 +94,15 @@ def test_catchup_new_member_gets_every_key_through_a_snapshot(
 ) -> None:
     # 6144 single-put entries with --snapshot-count 1000: the leader keeps at most 5,000
     # entries after a snapshot, so the new member cannot start from index 1 of the log.
-    text, saved = _run(["--scenarios", "catchup", "--catchup-mib", "1.5",
+    text, saved = _run(["--scenarios", "catchup", "--catchup-mib", "1.5", "--catchup-rounds", "2",
                         "--catchup-val-size", "256", "--catchup-batch", "1"], tmp_path, capsys)
     (r,) = saved["scenarios"]
-    assert r["target"] == "kvstore" and r["keys"] == 6144
-    assert r["target_applied"] > 6144 and r["keys_on_new"] == r["keys"]
-    assert 0 < r["catchup_s"] < 60 and r["mib_per_s"] > 0
-    assert r["leader_rss_peak_bytes"] >= r["leader_rss_before_bytes"] > 4 << 20
-    assert r["new_rss_peak_bytes"] > 4 << 20
-    assert re.search(r"caught up in \d+\.\d\ds \(\d+\.\d MiB/s.*\); all keys on the new member", text)
-    assert re.search(r"peak RSS during catch-up: leader \d+\.\d MiB \(was \d+\.\d\), new member", text)
+    assert r["target"] == "kvstore" and r["keys"] == 6144 and len(r["rounds"]) == 2
+    assert r["target_applied"] > 6144 and r["mib_per_s"] > 0
+    for x in r["rounds"]:
+        assert x["keys_on_new"] == r["keys"] and 0 < x["catchup_s"] < 60
+        assert x["leader_rss_peak_bytes"] >= x["leader_rss_before_bytes"] > 4 << 20
+        assert x["new_rss_peak_bytes"] > 4 << 20 and x["new_anon_max_bytes"] > 0
+    assert re.search(r"caught up in min \d+\.\d\ds  p50 \d+\.\d\ds  max \d+\.\d\ds over 2 rounds "
+                     r"\(\d+\.\d MiB/s at p50\)", text)
+    assert len(re.findall(r"round \d: \d+\.\d\ds .*, all keys; peak RSS leader \d+\.\d MiB", text)) == 2
