@@ -71,7 +71,7 @@ def pid_holding(inode: int, pids: dict[int, int]) -> int | None:
     return None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # hashed by identity: kept in a set
 class _Conn:
     src: int
     dst: int
