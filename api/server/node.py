@@ -33,63 +33,44 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
-import aiofiles
-import grpc
-
-from api.proto import rpc_pb2, rpc_pb2_grpc
-from api.server import membership
 from api.server.cluster_state import (
-    ALARM_ACTIVATE,
-    ALARM_DEACTIVATE,
-    ALARM_GET,
-    ALARM_NAMES,
     ALARM_NOSPACE,
     ClusterState,
     MemberRecord,
 )
 from api.server.codec import AlarmRequest, MemberAttributes, MemberUpdate, decode, encode
-from api.server.config import ServerConfig, compute_member_id
+from api.server.config import ServerConfig
 from api.server.disk import DataDirError, MemberDisk, Recovered
+from api.server.leader_client import LeaderClient
 from api.server.lessor import Lessor
 from api.server.metrics import METRICS
+from api.server.node_leases import LeaseMixin
+from api.server.node_maintenance import MaintenanceMixin
+from api.server.node_membership import MembershipMixin
+from api.server.node_snapshots import SnapshotMixin, open_store
 from api.server.replication import Replication
-from api.server.snapshot_bundle import split_bundle, write_bundle
 from api.server.transport import fetch_members
-from api.server.version import SERVER_VERSION
 from api.service.backend import (
-    AlarmMember,
     BadLeaderTransfereeError,
     Header,
-    MemberInfo,
-    MemberNotFoundError,
-    NodeError,
     NoLeaderError,
     NoSpaceAlarmError,
-    PeerURLExistsError,
     RequestTimeoutError,
-    StatusInfo,
     StoppedError,
 )
-from kvstore.errors import KvError, NoSpaceError
+from kvstore.errors import NoSpaceError
 from kvstore.store import ApplyOutcome, Store
 from kvstore.types import (
     ApplyResult,
     CompactionRequest,
     DeleteRangeRequest,
     Event,
-    HashKVResponse,
     LeaseCheckpointRequest,
     LeaseGrantRequest,
-    LeaseGrantResponse,
-    LeaseLeasesResponse,
     LeaseRevokeRequest,
-    LeaseTimeToLiveResponse,
     PutRequest,
     RangeRequest,
     RangeResponse,
@@ -104,12 +85,11 @@ from raft import (
     ProposalDroppedError,
     RawNode,
     Ready,
-    SnapshotMetadata,
     StateType,
     StepLocalMsgError,
     StepPeerNotFoundError,
 )
-from raft.types import ConfChange, ConfChangeType
+from raft.types import ConfChange
 from wal import WalError
 
 log = logging.getLogger("kvstore.node")
@@ -120,10 +100,7 @@ _KV_REQUESTS = (
 )
 PROPOSALS_PER_BATCH_MAX = 4096
 PENDING_PROPOSALS_MAX = 100_000
-LEASE_REVOKES_PER_PASS_MAX = 500
-LEASE_CHECKPOINT_INTERVAL_S = 60.0
 WATCH_SYNC_EVENTS_MAX = 10_000
-SNAPSHOT_BYTES_TRIGGER = 64 * 1024 * 1024
 
 
 def _has_writes(req: TxnRequest) -> bool:
@@ -147,7 +124,7 @@ def _adds_data(req: object) -> bool:
     return False
 
 
-class Node:
+class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
     """One member. Implements api.service.backend.Backend."""
 
     def __init__(
@@ -201,7 +178,7 @@ class Node:
         # Set once our name and client URLs are in the applied member list: like etcd, the
         # server starts serving clients only then (`member list` shows them from the start).
         self.published = asyncio.Event()
-        self._leader_channels: dict[str, grpc.aio.Channel] = {}
+        self._leader_client = LeaderClient(self._leader_client_url, self._request_timeout_s)
         self._replication = Replication(
             member_id=self._member_id,
             cluster_id=self._cluster.cluster_id,
@@ -291,8 +268,7 @@ class Node:
             if not fut.done():
                 fut.set_exception(StoppedError())
         await self._replication.stop()
-        for channel in self._leader_channels.values():
-            await channel.close()
+        await self._leader_client.close()
         loop = asyncio.get_running_loop()
 
         def close_disk() -> None:
@@ -331,6 +307,14 @@ class Node:
     def _request_timeout_s(self) -> float:
         # etcd: 5 s + 2 x election timeout.
         return 5.0 + 2 * self.config.election_timeout_ms / 1000
+
+    def _leader_client_url(self) -> str:
+        if self._lead == 0:
+            raise NoLeaderError()
+        leader = self._cluster.members.get(self._lead)
+        if leader is None or not leader.client_urls:
+            raise RequestTimeoutError()  # the leader has not published its client URLs yet
+        return leader.client_urls[0]
 
     async def propose(self, request: Request, *, timeout_s: float | None = None) -> ApplyResult:
         if self._cluster.has_alarm(ALARM_NOSPACE) and _adds_data(request):
@@ -393,94 +377,6 @@ class Node:
             self._apply_waiters.append((index, done))
             await _with_deadline(done, self._request_timeout_s())
 
-    async def lease_keep_alive(self, lease_id: int) -> int:
-        if self._lead == 0:
-            raise NoLeaderError()
-        if self._role is not StateType.LEADER:
-            return await self._forward_keep_alive(lease_id)
-        return self._lessor.renew(lease_id)
-
-    async def lease_time_to_live(self, lease_id: int, *, keys: bool) -> LeaseTimeToLiveResponse:
-        if self._lead != 0 and self._role is not StateType.LEADER:
-            return await self._forward_time_to_live(lease_id, keys=keys)
-        await self._linearizable_barrier()
-        remaining = self._lessor.remaining_s(lease_id)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._read_pool,
-            lambda: self._store.lease_time_to_live(lease_id, keys=keys, remaining_ttl_s=remaining),
-        )
-
-    async def lease_leases(self) -> LeaseLeasesResponse:
-        await self._linearizable_barrier()
-        resp = await asyncio.get_running_loop().run_in_executor(
-            self._read_pool, self._store.lease_leases
-        )
-        # etcd's lessor lists leases by expiry (a keep-alive moves a lease back).
-        return replace(resp, leases=tuple(sorted(resp.leases, key=self._lessor.sort_key)))
-
-    async def hash_kv(self, revision: int) -> HashKVResponse:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._read_pool, self._store.hash_kv, revision
-        )
-
-    async def hash(self) -> int:
-        value: int = await asyncio.get_running_loop().run_in_executor(
-            self._read_pool, self._store.hash
-        )
-        return value
-
-    def status(self) -> StatusInfo:
-        errors = tuple(
-            f"memberID:{m} alarm:{ALARM_NAMES.get(a, str(a))} " for m, a in sorted(self._cluster.alarms)
-        )
-        me = self._cluster.members.get(self._member_id)
-        return StatusInfo(
-            version=SERVER_VERSION,
-            db_size=self._store.db_size_bytes,
-            db_size_in_use=self._store.db_size_in_use_bytes,
-            leader=self._lead,
-            raft_index=self._disk.storage.last_index(),
-            raft_term=self._term,
-            raft_applied_index=self._applied,
-            errors=errors,
-            is_learner=bool(me and me.is_learner),
-        )
-
-    def members(self) -> Sequence[MemberInfo]:
-        return [
-            MemberInfo(m.id, m.name, m.peer_urls, m.client_urls, m.is_learner)
-            for m in sorted(self._cluster.members.values(), key=lambda m: m.id)
-        ]
-
-    def alarms(self) -> list[AlarmMember]:
-        return [AlarmMember(m, a) for m, a in sorted(self._cluster.alarms)]
-
-    async def alarm(self, action: int, member_id: int, alarm: int) -> Sequence[AlarmMember]:
-        if action == ALARM_GET:
-            return self.alarms()
-        if action not in (ALARM_ACTIVATE, ALARM_DEACTIVATE):
-            raise ValueError(f"unknown alarm action {action}")
-        affected = await self._propose_any(AlarmRequest(action, member_id, alarm), timeout_s=None)
-        return [AlarmMember(m, a) for m, a in affected]
-
-    async def defragment(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._disk_pool, self._store.defragment)
-
-    async def snapshot_chunks(self, chunk_bytes: int) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        tmp = os.path.join(self._disk.member_dir, f".snapshot-stream-{os.getpid()}-{id(object())}")
-        try:
-            await loop.run_in_executor(self._read_pool, self._store.snapshot_to, tmp)
-            async with aiofiles.open(tmp, "rb") as f:
-                while chunk := await f.read(chunk_bytes):
-                    yield chunk
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-
-    def snapshot_size_hint(self) -> int:
-        return self._store.db_size_in_use_bytes
 
     async def move_leader(self, target_id: int) -> None:
         if target_id not in self._cluster.members or target_id in self._conf_state.learners:
@@ -626,182 +522,9 @@ class Node:
 
     # -------------------------------------------------------------- membership
 
-    def is_learner(self) -> bool:
-        me = self._cluster.members.get(self._member_id)
-        return bool(me and me.is_learner)
-
-    def _members_for_peers(self) -> tuple[int, list[list[Any]]]:
-        return self._cluster.cluster_id, [
-            [m.id, m.name, list(m.peer_urls), list(m.client_urls), m.is_learner]
-            for m in self._cluster.members.values()
-        ]
-
-    def _sync_peers(self) -> None:
-        self._replication.set_peers(
-            {m.id: m.peer_urls for m in self._cluster.members.values()}, me=self._member_id
-        )
-
-    def _apply_conf_change(self, index: int, change: ConfChange) -> None:
-        self._conf_state = self._raw.apply_conf_change(change)
-        proposal_id, member = membership.decode_context(change.context)
-        membership.apply_change(self._cluster, change, member)
-        self._sync_peers()
-        # A member added now may need a snapshot (its log is empty): raft's snapshot must
-        # already list it, or the newcomer refuses it. Record one at this entry (the log is
-        # not compacted; the store copy sent with it is taken at send time).
-        if index > self._disk.storage.snapshot().metadata.index:
-            self._disk.storage.create_snapshot(index, self._conf_state, self._cluster.encode())
-        fut = self._waiters.get(proposal_id)
-        if fut is not None and not fut.done():
-            fut.set_result(self.members())
-        if change.type is ConfChangeType.REMOVE_NODE and change.node_id == self._member_id:
-            log.warning("this member was removed from the cluster; stopping")
-            self.removed.set()
-
-    def _active_peers(self) -> dict[int, bool]:
-        """Members the leader heard from within the election timeout (etcd's started members)."""
-        progress = self._raw.status().progress
-        active = {pid: pr.recent_active for pid, pr in progress.items()}
-        active[self._member_id] = True
-        return active
-
-    async def _propose_conf_change(self, change_type: ConfChangeType, member_id: int,
-                                   member: MemberRecord | None) -> Sequence[MemberInfo]:
-        if self._stopped:
-            raise StoppedError()
-        if self._lead == 0:
-            raise NoLeaderError()
-        self._next_proposal_id += 1
-        proposal_id = self._next_proposal_id
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiters[proposal_id] = fut
-        change = ConfChange(change_type, member_id, membership.encode_context(proposal_id, member))
-        try:
-            self._raw.propose_conf_change(change)
-        except ProposalDroppedError:
-            self._waiters.pop(proposal_id, None)
-            raise RequestTimeoutError() from None
-        self._wake.set()
-        try:
-            result: Sequence[MemberInfo] = await asyncio.wait_for(
-                asyncio.shield(fut), self._request_timeout_s()
-            )
-            return result
-        except TimeoutError:
-            raise RequestTimeoutError() from None
-        finally:
-            self._waiters.pop(proposal_id, None)
-
-    async def member_add(
-        self, peer_urls: Sequence[str], *, is_learner: bool
-    ) -> tuple[MemberInfo, Sequence[MemberInfo]]:
-        membership.check_add(self._cluster, peer_urls, is_learner=is_learner)
-        if not is_learner and self.config.strict_reconfig_check and self._role is StateType.LEADER:
-            membership.check_strict_add(self._cluster, self._active_peers())
-        token = f"{self.config.initial_cluster_token}{time.time_ns()}"
-        member_id = compute_member_id(peer_urls, token)
-        record = MemberRecord(member_id, "", tuple(peer_urls), (), is_learner)
-        kind = ConfChangeType.ADD_LEARNER_NODE if is_learner else ConfChangeType.ADD_NODE
-        members = await self._propose_conf_change(kind, member_id, record)
-        added = next(m for m in members if m.id == member_id)
-        return added, members
-
-    async def member_remove(self, member_id: int) -> Sequence[MemberInfo]:
-        if member_id not in self._cluster.members:
-            raise MemberNotFoundError()
-        if self.config.strict_reconfig_check and self._role is StateType.LEADER:
-            membership.check_strict_remove(self._cluster, member_id, self._active_peers())
-        return await self._propose_conf_change(ConfChangeType.REMOVE_NODE, member_id, None)
-
-    async def member_update(self, member_id: int, peer_urls: Sequence[str]) -> Sequence[MemberInfo]:
-        if member_id not in self._cluster.members:
-            raise MemberNotFoundError()
-        taken = {u for m in self._cluster.members.values() if m.id != member_id for u in m.peer_urls}
-        if any(u in taken for u in peer_urls):
-            raise PeerURLExistsError()
-        result = await self._propose_any(MemberUpdate(member_id, tuple(peer_urls)), timeout_s=None)
-        members: Sequence[MemberInfo] = result
-        return members
-
-    async def member_promote(self, member_id: int) -> Sequence[MemberInfo]:
-        if member_id not in self._cluster.members:
-            raise MemberNotFoundError()
-        if self._role is not StateType.LEADER:
-            # Only the leader knows how far the learner got: ask it (etcd forwards too).
-            return await self._forward_promote(member_id)
-        progress = self._raw.status().progress
-        learner = progress.get(member_id)
-        me = progress.get(self._member_id)
-        membership.check_promote(
-            self._cluster, member_id,
-            learner_match=learner.match if learner is not None else 0,
-            leader_match=me.match if me is not None else self._disk.storage.last_index(),
-        )
-        member = self._cluster.members[member_id]
-        return await self._propose_conf_change(ConfChangeType.ADD_NODE, member_id, member)
-
-    async def _auto_promote_loop(self) -> None:
-        """Beyond etcd (opt-in): the leader promotes a learner once it is in sync."""
-        while True:
-            await asyncio.sleep(1.0)
-            if self._role is not StateType.LEADER:
-                continue
-            for m in list(self._cluster.members.values()):
-                if m.is_learner:
-                    with contextlib.suppress(NodeError):
-                        await self.member_promote(m.id)
-                        log.info("promoted learner %x automatically", m.id)
 
     # ------------------------------------------------------- leader forwarding
 
-    def _leader_channel(self) -> grpc.aio.Channel:
-        if self._lead == 0:
-            raise NoLeaderError()
-        leader = self._cluster.members.get(self._lead)
-        if leader is None or not leader.client_urls:
-            raise RequestTimeoutError()  # the leader has not published its client URLs yet
-        url = leader.client_urls[0]
-        channel = self._leader_channels.get(url)
-        if channel is None:
-            channel = grpc.aio.insecure_channel(listen_target(url))
-            self._leader_channels[url] = channel
-        return channel
-
-    async def _forward_promote(self, member_id: int) -> Sequence[MemberInfo]:
-        stub = rpc_pb2_grpc.ClusterStub(self._leader_channel())
-        try:
-            await stub.MemberPromote(rpc_pb2.MemberPromoteRequest(ID=member_id), timeout=self._request_timeout_s())
-        except grpc.aio.AioRpcError as exc:
-            raise _forwarded_error(exc) from None
-        return self.members()
-
-    async def _forward_keep_alive(self, lease_id: int) -> int:
-        stub = rpc_pb2_grpc.LeaseStub(self._leader_channel())
-        call = stub.LeaseKeepAlive(timeout=self._request_timeout_s())
-        try:
-            await call.write(rpc_pb2.LeaseKeepAliveRequest(ID=lease_id))
-            resp = await call.read()
-            await call.done_writing()
-        except grpc.aio.AioRpcError as exc:
-            raise _forwarded_error(exc) from None
-        finally:
-            call.cancel()
-        if resp is grpc.aio.EOF:
-            raise RequestTimeoutError()
-        return int(resp.TTL)
-
-    async def _forward_time_to_live(self, lease_id: int, *, keys: bool) -> LeaseTimeToLiveResponse:
-        stub = rpc_pb2_grpc.LeaseStub(self._leader_channel())
-        try:
-            resp = await stub.LeaseTimeToLive(
-                rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id, keys=keys), timeout=self._request_timeout_s()
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise _forwarded_error(exc) from None
-        return LeaseTimeToLiveResponse(
-            id=resp.ID, ttl=resp.TTL, granted_ttl=resp.grantedTTL, keys=tuple(resp.keys),
-            revision=resp.header.revision,
-        )
 
     # ------------------------------------------------------------------- peers
 
@@ -821,54 +544,6 @@ class Node:
         self._raw.report_snapshot(peer_id, ok)
         self._wake.set()
 
-    def _make_bundle(self, path: str) -> None:
-        """Runs on the read pool: cluster state of raft's snapshot + a copy of the store."""
-        snapshot = self._disk.storage.snapshot()
-        write_bundle(path, snapshot.data or self._cluster.encode(), self._store.snapshot_to)
-
-    async def _install_store_snapshot(self, rd: Ready) -> bytes:
-        """Step 1 for a snapshot from the leader: swap in its store copy; returns the
-        cluster state that goes into our snapshot file."""
-        assert rd.snapshot is not None
-        meta = rd.snapshot.metadata
-        path = self._replication.take_incoming(meta.index, meta.term)
-        if path is None:
-            raise DataDirError(f"no snapshot body received for index {meta.index}")
-        store_part = path + ".store"
-
-        def install() -> bytes:
-            try:
-                body = split_bundle(path, store_part)
-                self._replace_store(store_part)
-                return body
-            finally:
-                for p in (path, store_part):
-                    with contextlib.suppress(OSError):
-                        os.unlink(p)
-
-        return await asyncio.get_running_loop().run_in_executor(self._disk_pool, install)
-
-    def _replace_store(self, copy_path: str) -> None:
-        """Swap in the leader's store copy (disk thread; the ready loop is waiting on us, so
-        nothing applies meanwhile; readers see the old store until the swap)."""
-        old = self._store
-        old.close()
-        Store.restore_from(copy_path, self.config.data_dir)
-        self._store = open_store(self.config)
-
-    def _after_snapshot_installed(self, meta: SnapshotMetadata, body: bytes) -> None:
-        self._cluster = ClusterState.decode(body)
-        self._store.nospace_alarm = self._cluster.has_alarm(ALARM_NOSPACE)
-        self._conf_state = meta.conf_state
-        self._applied = max(self._applied, meta.index)
-        self._snapshot_index = meta.index
-        # Watchers continue from the new store: they catch up from it, or are cancelled as
-        # compacted when their next revision is gone (etcd moves them to unsynced likewise).
-        self._hub.restore(self._store)
-        self._replication.set_peers(
-            {m.id: m.peer_urls for m in self._cluster.members.values()}, me=self._member_id
-        )
-        log.info("installed a snapshot from the leader at index %d", meta.index)
 
     def _on_soft_state(self, lead: int, role: StateType) -> None:
         if lead != self._lead and lead != 0:
@@ -953,21 +628,6 @@ class Node:
         if events or revision > self._hub.notified_revision:
             self._hub.notify(revision, events)
 
-    def _track_lease(self, request: Request, result: ApplyResult) -> None:
-        """Keep the leader's lease clock in step with the applied lease state."""
-        if self._role is not StateType.LEADER:
-            return
-        resp = result.response
-        if isinstance(resp, LeaseGrantResponse):
-            self._lessor.grant(resp.id, resp.ttl)
-        elif isinstance(request, LeaseRevokeRequest):
-            self._lessor.revoke(request.id)
-
-    async def _raise_nospace(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._propose_any(
-                AlarmRequest(ALARM_ACTIVATE, self._member_id, ALARM_NOSPACE), timeout_s=None
-            )
 
     def _apply_cluster(self, proposal_id: int, request: object) -> None:
         result: object = None
@@ -986,28 +646,6 @@ class Node:
         if fut is not None and not fut.done():
             fut.set_result(result)
 
-    async def _maybe_snapshot(self) -> None:
-        # Beyond etcd's --snapshot-count: also snapshot after SNAPSHOT_BYTES_TRIGGER of applied
-        # entries, so big entries (128-op txns) cannot make the in-memory log grow unbounded.
-        if (
-            self._applied - self._snapshot_index < self.config.snapshot_count
-            and self._bytes_since_snapshot < SNAPSHOT_BYTES_TRIGGER
-        ):
-            return
-        self._bytes_since_snapshot = 0
-        index = self._applied
-        loop = asyncio.get_running_loop()
-        body = self._cluster.encode()
-        conf_state = self._conf_state
-
-        def snapshot() -> None:
-            self._store.sync()  # the marker must never get ahead of durable LMDB state
-            self._disk.take_snapshot(index=index, conf_state=conf_state, body=body)
-
-        await loop.run_in_executor(self._disk_pool, snapshot)
-        self._snapshot_index = index
-        self._disk.compact_log(index, conf_state=conf_state, body=body)
-        log.info("saved snapshot at index %d", index)
 
     # ------------------------------------------------------------------ timers
 
@@ -1018,27 +656,6 @@ class Node:
             self._raw.tick()
             self._wake.set()
 
-    async def _lease_loop(self) -> None:
-        last_checkpoint = time.monotonic()
-        while True:
-            await asyncio.sleep(0.5)
-            if self._role is not StateType.LEADER:
-                continue
-            for lease_id in self._lessor.expired(LEASE_REVOKES_PER_PASS_MAX):
-                asyncio.create_task(self._revoke_expired(lease_id))
-            if self.config.lease_checkpoint and time.monotonic() - last_checkpoint >= LEASE_CHECKPOINT_INTERVAL_S:
-                last_checkpoint = time.monotonic()
-                for lease_id, remaining in self._lessor.checkpoints(min_change_s=int(LEASE_CHECKPOINT_INTERVAL_S) // 2):
-                    asyncio.create_task(self._checkpoint(lease_id, remaining))
-
-    async def _revoke_expired(self, lease_id: int) -> None:
-        # On failure the lessor re-reports the lease a second later (Lessor.expired).
-        with contextlib.suppress(KvError, RequestTimeoutError, StoppedError):
-            await self._propose_any(LeaseRevokeRequest(lease_id), timeout_s=None)
-
-    async def _checkpoint(self, lease_id: int, remaining: int) -> None:
-        with contextlib.suppress(KvError, RequestTimeoutError, StoppedError):
-            await self._propose_any(LeaseCheckpointRequest(lease_id, remaining), timeout_s=None)
 
     async def _watch_sync_loop(self) -> None:
         """Catch up unsynced watchers from the store, in bounded batches, on the read pool."""
@@ -1072,28 +689,8 @@ async def _with_deadline(fut: asyncio.Future[Any], timeout_s: float) -> Any:
         handle.cancel()
 
 
-def open_store(config: ServerConfig) -> Store:
-    """The LMDB store. Not durable per commit: the WAL is, and the applied index stored in
-    each LMDB transaction makes WAL replay idempotent (it is synced before snapshots)."""
-    return Store(
-        config.data_dir, durable=False, quota_bytes=config.quota_backend_bytes,
-        quota_at_apply=False,
-        max_txn_ops=config.max_txn_ops,
-        # etcd: minimum TTL = ceil(1.5 x election timeout), 2 s by default.
-        min_lease_ttl_s=max(1, -(-3 * config.election_timeout_ms // 2000)),
-    )
 
 
-def listen_target(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}"
-
-
-def _forwarded_error(exc: grpc.aio.AioRpcError) -> NodeError:
-    """Re-raise what the leader answered with the same code and message."""
-    error = NodeError(exc.details() or "etcdserver: request timed out")
-    error.grpc_code = exc.code().name
-    return error
 
 
 async def _fetch_cluster_to_join(config: ServerConfig) -> tuple[ClusterState, int]:
