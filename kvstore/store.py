@@ -551,6 +551,20 @@ class Store:
 
         self._read(body)
 
+    def rebase_applied(self, index: int, term: int) -> None:
+        """Record (index, term) as the applied raft position, lower or higher than now.
+
+        For a store restored into a NEW cluster (`kvctl snapshot restore`): its log starts
+        again at `index`, and a higher old applied index would make the store skip the new
+        cluster's entries as already applied."""
+
+        def body(txn: Any) -> None:
+            txn.put(_META_APPLIED_INDEX, pack_u64(index), db=self._dbs.meta)
+            txn.put(_META_APPLIED_TERM, pack_u64(term), db=self._dbs.meta)
+
+        self._write(body)
+        self._applied_index, self._applied_term = index, term
+
     @staticmethod
     def restore_from(path: str | os.PathLike[str], data_dir: str | os.PathLike[str]) -> None:
         """Install a snapshot_to() file as the store of `data_dir` (no Store may be open on it)."""

@@ -53,21 +53,14 @@ class Restored:
 
 
 def _reset_applied(data_dir: Path) -> None:
-    import lmdb
+    from kvstore.store import Store
 
-    from kvstore.codec import pack_u64
-    from kvstore.store import _META_APPLIED_INDEX, _META_APPLIED_TERM
-
-    env = lmdb.open(str(data_dir / "member" / "kv"), max_dbs=8, subdir=True)
+    store = Store(data_dir)
     try:
-        meta = env.open_db(b"meta")
-        with env.begin(write=True) as txn:
-            txn.put(_META_APPLIED_INDEX, pack_u64(BOOTSTRAP_INDEX), db=meta)
-            txn.put(_META_APPLIED_TERM, pack_u64(BOOTSTRAP_TERM), db=meta)
-        env.sync(True)
+        store.rebase_applied(BOOTSTRAP_INDEX, BOOTSTRAP_TERM)
+        store.sync()
     finally:
-        env.close()
-    (data_dir / "member" / "kv" / "lock.mdb").unlink(missing_ok=True)
+        store.close()
 
 
 def restore(cfg: RestoreConfig, progress: Callable[[str, int, int], object] | None = None) -> Restored:

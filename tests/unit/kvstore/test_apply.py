@@ -348,3 +348,18 @@ def test_term_going_back_is_caught(store: Store) -> None:
     with pytest.raises(AssertionError, match="term went back"):
         store.apply(2, 1, PutRequest(b"b"))
     assert store.applied_index == 1 and get(store, b"b") is None
+
+
+def test_rebase_applied_lets_a_restored_store_apply_a_new_log(store: Store, data_dir: Path) -> None:
+    store.apply_batch([(i, 3, PutRequest(b"k", b"%d" % i)) for i in range(1, 11)])
+    rev = store.current_revision
+    store.rebase_applied(1, 1)
+    store.close()
+    reopened = Store(data_dir, durable=False)
+    try:
+        assert (reopened.applied_index, reopened.applied_term) == (1, 1)
+        # The new cluster's entry 2 is applied, not skipped as already seen.
+        out = reopened.apply_batch([(2, 1, PutRequest(b"n", b"x"))])
+        assert isinstance(out[0], ApplyResult) and out[0].revision == rev + 1
+    finally:
+        reopened.close()
