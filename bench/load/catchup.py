@@ -37,7 +37,6 @@ from dataclasses import dataclass
 
 import grpc
 
-from api.client import SyncClient
 from api.proto import rpc_pb2, rpc_pb2_grpc
 from bench.load.cluster import BenchCluster, BenchMember
 from bench.load.driver import preload
@@ -100,16 +99,6 @@ def _count_keys(endpoint: str) -> int:
         resp = rpc_pb2_grpc.KVStub(ch).Range(rpc_pb2.RangeRequest(
             key=b"\0", range_end=b"\0", serializable=True, count_only=True), timeout=60)
         return int(resp.count)
-
-
-def _remove(cluster: BenchCluster, member: BenchMember) -> None:
-    leader = cluster.members[cluster.leader_index()]
-    client = SyncClient([leader.endpoint], timeout_s=10.0)
-    try:
-        client.member_remove(member.member_id)
-    finally:
-        client.close()
-    member.close()
 
 
 def _catch_up_once(
@@ -178,7 +167,7 @@ def run_catchup(
             new, one = _catch_up_once(cluster, leader, status, learner=learner)
             results.append(one)
             if n + 1 < rounds:
-                _remove(cluster, new)
+                cluster.remove_member(cluster.members.index(new))
         return CatchupResult(
             target=kind, nodes=nodes, keys=keys, val_size=val_size, batch=batch,
             snapshot_count=snapshot_count, learner=learner, fill_s=fill_s,

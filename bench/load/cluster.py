@@ -12,7 +12,8 @@ once every member names the same leader through Maintenance.Status; it also lear
 member's ID from the Status response header, so the benchmark never needs the server's own
 ID derivation. `kill(i)` sends SIGKILL by PID; `restart(i)` spawns member i again on the same
 data dir, ports and flags; `add_member()` is MemberAdd through the public client followed by
-a start with `--initial-cluster-state existing`; `stop()` SIGKILLs every process started here
+a start with `--initial-cluster-state existing`; `remove_member(i)` is MemberRemove, then
+SIGKILL; `stop()` SIGKILLs every process started here
 and removes the temp dir. A single member (`BenchServer`) is the size-1 case.
 
 The benchmark never imports the server: it judges kvstore and etcd through the wire only.
@@ -172,6 +173,7 @@ class BenchCluster:
         self.heartbeat_ms = heartbeat_ms
         self.election_ms = election_ms
         self.members: list[BenchMember] = []
+        self._added = 0  # members added by add_member, for fresh names
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -208,7 +210,8 @@ class BenchCluster:
         """MemberAdd through the public client, then start the member with `existing`."""
         if self._tmp is None:
             raise ServerStartError("cluster not started")
-        new = BenchMember(self.kind, f"n{len(self.members) + 1}", Path(self._tmp.name))
+        self._added += 1
+        new = BenchMember(self.kind, f"n{self.size + self._added}", Path(self._tmp.name))
         leader = self.members[self.leader_index()]
         client = SyncClient([leader.endpoint], timeout_s=10.0)
         deadline = time.monotonic() + MEMBER_ADD_TIMEOUT_S
@@ -227,6 +230,19 @@ class BenchCluster:
         self.members.append(new)
         new.spawn(self._flags(self.members, "existing"))
         return new
+
+    def remove_member(self, i: int) -> None:
+        """MemberRemove of member i through the public client, then SIGKILL it and forget it
+        (so later `--initial-cluster` flags no longer name it; etcd checks the count)."""
+        m = self.members[i]
+        leader = self.members[self.leader_index()]
+        client = SyncClient([leader.endpoint], timeout_s=10.0)
+        try:
+            client.member_remove(m.member_id)
+        finally:
+            client.close()
+        m.close()
+        del self.members[i]
 
     def stop(self) -> None:
         for m in self.members:
