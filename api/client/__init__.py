@@ -2,7 +2,7 @@
 
 Async first (`Client`, grpc.aio) with a blocking twin (`SyncClient`) of the same shape.
 The public surface is exactly `__all__` (pinned by tests/unit/client/test_exported_members.py);
-modules starting with `_` are private. See api/client/README.md for examples.
+modules starting with `_` are private. See the README (section "Python client library") for examples.
 """
 
 from api.client._client import Client, SnapshotChecksumError
