@@ -9,6 +9,7 @@ Every test also runs against a real 3-member etcd 3.4 cluster, the oracle.
 * Watches on the leader and on each follower deliver the same events in the same order.
 * Linearizable reads arriving at the same moment on different members all complete
   promptly (this is what `etcdctl endpoint health --cluster` does).
+* Leases work through a follower (keep-alive and time-to-live are forwarded to the leader).
 """
 
 from __future__ import annotations
@@ -145,3 +146,25 @@ def test_watch_on_followers_matches_leader(cluster: Cluster) -> None:
     finally:
         for s in streams:
             s.close()
+
+
+def test_leases_through_a_follower(cluster: Cluster) -> None:
+    """Grant, attach, keep-alive, time-to-live and revoke, all sent to a follower: only the
+    leader counts TTLs, so a follower forwards keep-alives and TTL queries to it."""
+    f = followers(cluster)[0]
+    stubs = cluster.stubs(f)
+    lease_id = stubs.lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=30), timeout=5).ID
+    stubs.kv.Put(rpc_pb2.PutRequest(key=b"lease/k", value=b"v", lease=lease_id), timeout=5)
+
+    def keep_alive() -> Iterator[rpc_pb2.LeaseKeepAliveRequest]:
+        yield rpc_pb2.LeaseKeepAliveRequest(ID=lease_id)
+
+    answers = list(stubs.lease.LeaseKeepAlive(keep_alive(), timeout=5))
+    assert [(a.ID, a.TTL) for a in answers] == [(lease_id, 30)]
+    ttl = stubs.lease.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id, keys=True), timeout=5)
+    assert (ttl.grantedTTL, list(ttl.keys)) == (30, [b"lease/k"]) and 25 <= ttl.TTL <= 30
+    stubs.lease.LeaseRevoke(rpc_pb2.LeaseRevokeRequest(ID=lease_id), timeout=5)
+    for i in range(3):
+        assert cluster.get(i, b"lease/k").count == 0
+    gone = stubs.lease.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id), timeout=5)
+    assert gone.TTL == -1
