@@ -111,19 +111,21 @@ def check_key(key: str, ops: list[Op], *, deadline: float, initial: str | None =
         key=lambda x: x.call,
     )
     n = len(done)
-    failed: dict[tuple[int, str | None, bool], list[int]] = {}
-    # Frame: (done mask, first unlinearized done index, unknown mask, state, candidates, next)
+    # Completed ops below `first` are all linearized, so the set of linearized ones is kept
+    # relative to it: bit b of `rel` is done[first + b]. That keeps the masks window-sized.
+    failed: dict[tuple[int, int, str | None, bool], list[int]] = {}
+    # Frame: (rel, first unlinearized done index, unknown mask, state, candidates, next)
     Frame = list[Any]
     stack: list[Frame] = []
     explored = 0
     best: tuple[int, int, int, str | None] = (-1, 0, 0, initial)
 
-    def candidates(mask: int, first: int, umask: int, after_unknown: bool) -> list[tuple[int, bool]]:
+    def candidates(rel: int, first: int, umask: int, after_unknown: bool) -> list[tuple[int, bool]]:
         out: list[tuple[int, bool]] = []
         minret = math.inf
         i = first
         while i < n:
-            if not (mask >> i) & 1:
+            if not (rel >> (i - first)) & 1:
                 c = done[i]
                 if c.call >= minret:
                     break
@@ -138,23 +140,23 @@ def check_key(key: str, ops: list[Op], *, deadline: float, initial: str | None =
                 out.append((j, True))
         return out
 
-    def push(mask: int, first: int, umask: int, state: str | None, after_unknown: bool) -> bool:
+    def push(rel: int, first: int, umask: int, state: str | None, after_unknown: bool) -> bool:
         """False if this configuration is already known to fail."""
         nonlocal best
-        tried = failed.setdefault((mask, state, after_unknown), [])
+        tried = failed.setdefault((first, rel, state, after_unknown), [])
         for u in tried:
             if u & ~umask == 0:
                 return False
         tried.append(umask)
         if first > best[0]:
-            best = (first, mask, umask, state)
-        stack.append([mask, first, umask, state, candidates(mask, first, umask, after_unknown), 0])
+            best = (first, rel, umask, state)
+        stack.append([rel, first, umask, state, candidates(rel, first, umask, after_unknown), 0])
         return True
 
     push(0, 0, 0, initial, False)
     while stack:
         frame = stack[-1]
-        mask, first, umask, state, cands, ci = frame
+        rel, first, umask, state, cands, ci = frame
         if first >= n:
             return KeyResult(key, True, len(ops), explored, [])
         if ci >= len(cands):
@@ -170,29 +172,30 @@ def check_key(key: str, ops: list[Op], *, deadline: float, initial: str | None =
         if not legal:
             continue
         if is_unknown:
-            push(mask, first, umask | (1 << idx), new_state, True)
+            push(rel, first, umask | (1 << idx), new_state, True)
         else:
-            nmask = mask | (1 << idx)
+            nrel = rel | (1 << (idx - first))
             nfirst = first
-            while nfirst < n and (nmask >> nfirst) & 1:
+            while nrel & 1:
+                nrel >>= 1
                 nfirst += 1
-            push(nmask, nfirst, umask, new_state, False)
+            push(nrel, nfirst, umask, new_state, False)
     return KeyResult(key, False, len(ops), explored, _example(done, unk, best))
 
 
 def _example(done: list[LinOp], unk: list[LinOp], best: tuple[int, int, int, str | None]) -> list[str]:
     """The furthest the search got: the state there, the last ops it had linearized and the
     ops none of which could go next."""
-    first, mask, umask, state = best
+    first, rel, umask, state = best
     lines = [f"value after the longest linearizable prefix: {state if state is not None else _ABSENT}"]
-    before = [d for i, d in enumerate(done[:first]) if (mask >> i) & 1][-4:]
+    before = done[max(0, first - 4):first]
     lines += ["  linearized: " + describe(d.op) for d in before]
     applied_unknown = [u for j, u in enumerate(unk) if (umask >> j) & 1][-2:]
     lines += ["  applied (unknown outcome): " + describe(u.op) for u in applied_unknown]
     minret = math.inf
     stuck = []
     for i in range(first, len(done)):
-        if (mask >> i) & 1:
+        if (rel >> (i - first)) & 1:
             continue
         if done[i].call >= minret:
             break

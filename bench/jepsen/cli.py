@@ -160,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace, history: History, cluster: Cluster | None, net: Net,
                endpoints: list[str], kinds: list[str], seed: int) -> None:
     t0 = time.monotonic()
+    asyncio.get_running_loop().set_exception_handler(_quiet_grpc_teardown)
 
     def now() -> float:
         return time.monotonic() - t0
@@ -172,7 +173,7 @@ async def _run(args: argparse.Namespace, history: History, cluster: Cluster | No
     )
     if cluster is not None and not await nem.wait_healthy(60.0):
         raise RuntimeError("cluster did not start: " + cluster.log_tail(0))
-    say(f"[{now():7.1f}s] cluster ready: {', '.join(endpoints)}")
+    say(f"cluster ready after {now():.1f}s: {', '.join(endpoints)}")
     prefix = f"/jepsen/{seed}/"
     wl = Workload(endpoints, history, prefix, now, random.Random(rng.random()), keys=args.keys,
                   concurrency=args.concurrency, watchers=args.watchers,
@@ -205,6 +206,17 @@ async def _run(args: argparse.Namespace, history: History, cluster: Cluster | No
     history.full_events = await _full_history(endpoints, prefix, history.final_revision)
     await wl.close()
     await nem.close()
+
+
+def _quiet_grpc_teardown(loop: asyncio.AbstractEventLoop, ctx: dict[str, object]) -> None:
+    """Drop grpc.aio's known noise when a cancelled stream's request iterator is torn down
+    (its task is destroyed pending); report everything else as usual."""
+    msg = str(ctx.get("message", ""))
+    exc = ctx.get("exception")
+    if "Task was destroyed but it is pending" in msg or (
+            isinstance(exc, RuntimeError) and "aclose()" in str(exc)):
+        return
+    loop.default_exception_handler(ctx)
 
 
 async def _progress(history: History, now: object) -> None:
