@@ -44,7 +44,7 @@ def test_conns_spread_round_robin_over_endpoints_across_workers() -> None:
 
 
 @needs_etcd
-def test_nodes_3_put_and_range_spread_over_members_with_ratios(
+def test_nodes_3_put_spreads_conns_over_members_with_ratios(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     text, saved = _run(["--nodes", "3", "--workload", "put", "--shapes", "1x1,3x6",
