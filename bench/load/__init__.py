@@ -11,4 +11,10 @@ window. report.py prints the table and the kvstore/etcd ratios of a `--compare-e
 The workloads themselves (put, range, range-serializable, txn-cas, watch fan-out, lease
 grant/keepalive/revoke) are in workloads.py and use only the etcd v3 gRPC API, so kvstore and
 etcd are judged by exactly the same client code.
+
+Clusters (issue 5): cluster.py starts N members of either kind (--nodes); connections are
+spread over the members leader first, CPU is summed over the members and RSS is that of the
+largest (procstat.py). The scenarios (scenarios.py) run on their own 3-member clusters:
+failover.py (SIGKILL the leader under a write loop, time to the next acknowledged write) and
+catchup.py (a new member catching up through the snapshot of a compacted leader).
 """
