@@ -33,6 +33,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -456,12 +457,21 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
         if kv_only is not None:
             items, proposal_ids = kv_only
             if rd.must_sync:
+                # The messages leave as soon as the fsync is done, while the disk thread
+                # goes on applying: a follower's ack or the leader's appends do not wait
+                # for the LMDB commit of earlier entries.
+                sent_early = bool(rd.messages) and bool(items)
+                on_persisted = (
+                    (lambda: loop.call_soon_threadsafe(self._replication.send, rd.messages))
+                    if sent_early else None
+                )
                 outcomes = await loop.run_in_executor(
-                    self._disk_pool, self._persist_and_apply, rd, items
+                    self._disk_pool, self._persist_and_apply, rd, items, on_persisted
                 )
             else:
                 # Nothing to fsync (e.g. only the commit index moved): a buffered WAL write
                 # and an unsynced LMDB commit cost less than two thread hand-offs.
+                sent_early = False
                 outcomes = self._persist_and_apply(rd, items)
             self._disk.install(rd)
         elif rd.snapshot is not None or rd.hard_state is not None or rd.entries:
@@ -471,7 +481,7 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
             self._after_snapshot_installed(rd.snapshot.metadata, snapshot_body)
         if rd.hard_state is not None:
             METRICS.proposals_committed_total.set(rd.hard_state.commit)
-        if rd.messages:
+        if rd.messages and not (kv_only is not None and sent_early):
             self._replication.send(rd.messages)
         if kv_only is not None:
             self._deliver(items, proposal_ids, outcomes)
@@ -502,10 +512,13 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
         return items, proposal_ids
 
     def _persist_and_apply(
-        self, rd: Ready, items: list[tuple[int, int, Request]]
+        self, rd: Ready, items: list[tuple[int, int, Request]],
+        on_persisted: Callable[[], object] | None = None,
     ) -> list[ApplyOutcome]:
         if rd.hard_state is not None or rd.entries:
             self._persist_timed(rd, b"")
+        if on_persisted is not None:
+            on_persisted()
         return self._apply_timed(items) if items else []
 
     def _persist_timed(self, rd: Ready, snapshot_body: bytes) -> None:
