@@ -92,7 +92,6 @@ KVCTL_STEPS: list[Step] = [
     _s("-w", "fields", "lease", "grant", "100"),
     _s("-w", "fields", "lease", "timetolive", "--keys", "{last_lease}"),
     _s("-w", "fields", "lease", "keep-alive", "--once", "{last_lease}"),
-    _s("-w", "fields", "lease", "list"),
     _s("-w", "fields", "lease", "revoke", "{last_lease}"),
     _s("txn", "-i", stdin=_txn('mod("/demo/a") > "0"', "", "get /demo/a", "", "", "")),
     # --- membership (a learner keeps the one-member quorum) ------------------------------------
@@ -115,6 +114,10 @@ KVCTL_STEPS: list[Step] = [
     _s("watch", "-i", stdin="bogus line\nwatch\n", timeout_s=3.0),
     _s("watch", "--prefix", "/demo/x/", "/demo/y", timeout_s=3.0),
     _s("-w", "fields", "watch", "--rev=8", "--prev-kv", "/demo/x/1", timeout_s=2.0),
+    # After the watch steps (10 s of timeouts): the session's 2-second leases (grant 0,
+    # grant 1) have expired on both servers, so the list does not race their expiry; before
+    # lock/elect, whose session leases are not tracked.
+    _s("-w", "fields", "lease", "list"),
     _s("lock", "demo-lock", "--", "sh", "-c", 'echo "key=${ETCD_LOCK_KEY%/*} rev=$ETCD_LOCK_REV"'),
     _s("lock", "demo-lock", "sh", "-c", "exit 3"),
     _s("lock"),

@@ -113,16 +113,16 @@ class SimplePrinter(Printer):
             self.out.line(f"{lease.ID:016x}")
 
     def member_add(self, r: rpc_pb2.MemberAddResponse) -> None:
-        self.out.line(f"Member {r.member.ID:x} added to cluster {r.header.cluster_id:x}")
+        self.out.line(f"Member {r.member.ID:16x} added to cluster {r.header.cluster_id:16x}")
 
     def member_remove(self, member_id: int, r: rpc_pb2.MemberRemoveResponse) -> None:
-        self.out.line(f"Member {member_id:x} removed from cluster {r.header.cluster_id:x}")
+        self.out.line(f"Member {member_id:16x} removed from cluster {r.header.cluster_id:16x}")
 
     def member_update(self, member_id: int, r: rpc_pb2.MemberUpdateResponse) -> None:
-        self.out.line(f"Member {member_id:x} updated in cluster {r.header.cluster_id:x}")
+        self.out.line(f"Member {member_id:16x} updated in cluster {r.header.cluster_id:16x}")
 
     def member_promote(self, member_id: int, r: rpc_pb2.MemberPromoteResponse) -> None:
-        self.out.line(f"Member {member_id:x} promoted in cluster {r.header.cluster_id:x}")
+        self.out.line(f"Member {member_id:16x} promoted in cluster {r.header.cluster_id:16x}")
 
     def member_list(self, r: rpc_pb2.MemberListResponse) -> None:
         for row in member_rows(r):
