@@ -712,6 +712,14 @@ async def _fetch_cluster_to_join(config: ServerConfig) -> tuple[ClusterState, in
     mine = set(config.initial_advertise_peer_urls)
     others = [u for m in config.initial_cluster for u in m.peer_urls if u not in mine]
     cluster_id, members = await fetch_members(others)
+    # etcd's ValidateClusterAndAssignIDs: --initial-cluster must list exactly the cluster's
+    # members (by peer URLs), or the new member would start with a wrong view of it.
+    if len(config.initial_cluster) != len(members):
+        raise DataDirError("error validating peerURLs: member count is unequal")
+    if {frozenset(m.peer_urls) for m in config.initial_cluster} != {
+        frozenset(peers) for _mid, _name, peers, _clients, _learner in members
+    }:
+        raise DataDirError("error validating peerURLs: unmatched member while checking PeerURLs")
     state = ClusterState(cluster_id=cluster_id)
     member_id = 0
     for mid, name, peers, clients, learner in members:

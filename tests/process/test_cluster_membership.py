@@ -132,6 +132,15 @@ def test_add_learner_catch_up_by_snapshot_promote_and_remove(tmp_path: Path) -> 
                           f"--peer-urls=http://127.0.0.1:{free_port()}", check=False)
         assert refused.returncode != 0
         assert "too many learner members in cluster" in refused.stderr
+        # Joining with an --initial-cluster that is not the cluster's member list is refused
+        # before anything is written (etcd: "error validating peerURLs ...").
+        stale = Member(tmp_path, "m4")
+        stale.peer_port, stale.client_port = new.peer_port, new.client_port
+        stale.data_dir, stale.log = tmp_path / "m4-stale", tmp_path / "m4-stale.log"
+        stale.start(f"m2={members[1].peer_url},m4={new.peer_url}", "existing")
+        assert stale.proc is not None and stale.proc.wait(30) != 0
+        assert "error validating peerURLs: member count is unequal" in stale.log.read_text()
+        assert not (stale.data_dir / "member" / "wal").exists()  # no WAL: nothing bootstrapped
         new.start(f"{initial},m4={new.peer_url}", "existing")
         new_id = member_ids(endpoints)[new.peer_url]
 
