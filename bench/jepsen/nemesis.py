@@ -29,6 +29,7 @@ from api.client import Client
 from bench.jepsen.control import Cluster
 from bench.jepsen.history import Fault, History
 from bench.jepsen.net import Net, pairs_between
+from bench.jepsen.proxy import CLIENT
 
 KINDS = ("kill", "pause", "partition", "delay", "membership", "failpoints")
 FAILPOINT_SPECS = (
@@ -178,7 +179,10 @@ class Nemesis:
         else:
             name = "isolate " + name
         majority = [j for j in range(n) if j not in minority]
-        await asyncio.to_thread(self.net.partition, pairs_between(minority, majority))
+        pairs = pairs_between(minority, majority)
+        if self.cluster is None:  # an existing cluster: cut our clients from the minority
+            pairs = {frozenset((CLIENT, j)) for j in minority}
+        await asyncio.to_thread(self.net.partition, pairs)
         try:
             f = await self._window("partition", name, "", dur)
         finally:

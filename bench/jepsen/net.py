@@ -135,7 +135,7 @@ class ClientProxyNet(Net):
 
     def partition(self, pairs: set[frozenset[int]]) -> None:
         # Only client links exist here: cut the client from every member named in a pair.
-        members = {m for p in pairs for m in p}
+        members = {m for p in pairs for m in p if m != CLIENT}
         self.hub.cut({frozenset((CLIENT, m)) for m in members})
 
     def heal_partition(self) -> None:
