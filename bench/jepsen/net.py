@@ -20,18 +20,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterable
 
 from bench.jepsen.proxy import CLIENT, ProxyHub
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from bench.ports import free_port
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import grpc
 from api.client import SyncClient, UnhealthyClusterError
 from api.proto import rpc_pb2, rpc_pb2_grpc
 from bench.load.errors import ServerStartError
+from bench.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
@@ -46,13 +46,6 @@ HEARTBEAT_MS = 100  # etcd's defaults
 ELECTION_MS = 1000
 POLL_S = 0.05
 MEMBER_ADD_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def etcd_binary() -> str | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 import grpc
 
 from api.proto import rpc_pb2, rpc_pb2_grpc
+from bench.ports import free_port
 
 START_TIMEOUT_S = 20.0
 START_ATTEMPTS = 3
@@ -30,13 +30,6 @@ START_ATTEMPTS = 3
 
 def etcd_binary() -> str | None:
     return shutil.which("etcd")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True, slots=True)

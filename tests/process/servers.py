@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import grpc
 import pytest
 
 from api.proto import rpc_pb2, rpc_pb2_grpc
+from bench.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 20.0
@@ -46,13 +46,6 @@ KINDS = [
     pytest.param("etcd", marks=needs_etcd, id="etcd"),
     pytest.param("kvstore", id="kvstore"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class ServerProcess:

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import socket
 import time
 import tracemalloc
 from collections.abc import Callable, Coroutine
@@ -31,6 +30,7 @@ from api.server.transport_wire import (
     encode_frame,
     read_frame,
 )
+from bench.ports import free_port
 from raft.types import (
     LOCAL_MESSAGE_TYPES,
     ConfState,
@@ -46,14 +46,6 @@ pytestmark = pytest.mark.slow
 CLUSTER_ID = 0xC1C1
 A, B, C = 0xA1, 0xB2, 0xC3
 WAIT_S = 5.0
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago (bind to port 0, then release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
