@@ -434,23 +434,18 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
         kv_only = self._kv_only(rd) if rd.snapshot is None and rd.committed_entries else None
         if kv_only is not None:
             items, proposal_ids = kv_only
-            if rd.must_sync:
-                # The messages leave as soon as the fsync is done, while the disk thread
-                # goes on applying: a follower's ack or the leader's appends do not wait
-                # for the LMDB commit of earlier entries.
-                sent_early = bool(rd.messages) and bool(items)
-                on_persisted = (
-                    (lambda: loop.call_soon_threadsafe(self._replication.send, rd.messages))
-                    if sent_early else None
-                )
-                outcomes = await loop.run_in_executor(
-                    self._disk_pool, self._persist_and_apply, rd, items, on_persisted
-                )
-            else:
-                # Nothing to fsync (e.g. only the commit index moved): a buffered WAL write
-                # and an unsynced LMDB commit cost less than two thread hand-offs.
-                sent_early = False
-                outcomes = self._persist_and_apply(rd, items)
+            # The messages leave as soon as the fsync is done, while the disk thread goes
+            # on applying: a follower's ack or the leader's appends do not wait for the
+            # LMDB commit of earlier entries. (Even a commit-only Ready goes to the disk
+            # thread: its WAL write and LMDB commit must not block the event loop.)
+            sent_early = bool(rd.messages) and bool(items)
+            on_persisted = (
+                (lambda: loop.call_soon_threadsafe(self._replication.send, rd.messages))
+                if sent_early else None
+            )
+            outcomes = await loop.run_in_executor(
+                self._disk_pool, self._persist_and_apply, rd, items, on_persisted
+            )
             self._disk.install(rd)
         elif rd.snapshot is not None or rd.hard_state is not None or rd.entries:
             await loop.run_in_executor(self._disk_pool, self._persist_timed, rd, snapshot_body)
