@@ -124,16 +124,46 @@ async def _check_perf(ctx: Ctx, p: Parsed) -> None:
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - start)))
 
     pool = [Client(list(ctx.g.endpoints), timeout_s=ctx.g.command_timeout_s) for _ in range(min(clients, 16))]
+    progress = asyncio.create_task(_progress(ctx, duration_s))
     try:
         await asyncio.gather(*(worker(n, pool[n % len(pool)]) for n in range(clients)))
+        await progress
         await ctx.unary(lambda s: s.kv.DeleteRange,
                         rpc_pb2.DeleteRangeRequest(key=prefix, range_end=_prefix_end(prefix)), read_only=False)
     finally:
+        progress.cancel()
         for c in pool:
             await c.close()
     ok = _report(ctx, latencies, errors, duration_s, rate)
     if not ok:
         raise CliError(EXIT_ERROR, "")
+
+
+async def _progress(ctx: Ctx, duration_s: float) -> None:
+    """etcdctl's progress counter (seconds done / total, percent, time left), redrawn with
+    a carriage return, and its last state on a line of its own."""
+    total = max(1, round(duration_s))
+    width = len(str(total))
+    start = time.monotonic()
+    while True:
+        done = min(total, int(time.monotonic() - start))
+        if done >= total:
+            break
+        left = total - (time.monotonic() - start)
+        eta = f" {int(left) // 60:02d}m{int(left) % 60:02d}s" if done else ""
+        ctx.out.stdout.write(f"\r {done:{width}d} / {total} {100 * done / total:7.2f}%{eta}")
+        ctx.out.flush()
+        await asyncio.sleep(0.2)
+    ctx.out.stdout.write(f"\r {total:{width}d} / {total} {100.0:7.2f}% {_go_duration(total)}\n")
+
+
+def _go_duration(seconds: int) -> str:
+    """Go's time.Duration text for whole seconds: 45s, 1m0s, 1h2m3s."""
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    if h:
+        return f"{h}h{m}m{s}s"
+    return f"{m}m{s}s" if m else f"{s}s"
 
 
 def _prefix_end(prefix: bytes) -> bytes:
