@@ -161,6 +161,8 @@ def _normalise_extra(text: str, tracked: Tracked, args: Sequence[str]) -> str:
     if "hashkv" in args:
         text = re.sub(r"(<EP> \| )\d+", r"\1<HASH>", text)
     if "member" in args:
+        # "Member %16x ... cluster %16x": the padding depends on each server's random IDs.
+        text = re.sub(r" +(<(?:ADDED\d+|MEMBER|CLUSTER)_HEX>)", r" \1", text)
         text = _sorted_members(text)
     return text
 
