@@ -29,17 +29,20 @@ serve: $(STAMP)
 	$(VENV)/bin/kvstore --name default --data-dir default.etcd \
 	  --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379
 
-# Debian packages the tests use as an oracle: the real etcd 3.4 server and etcdctl.
+# Debian packages the tests use as an oracle: the real etcd 3.4 server and etcdctl; and
+# Go with etcd's packaged Go sources, for kvbench's watch receiver (bench/load/gowatch).
 # Installing etcd-server may start Debian's own etcd service where systemd runs:
 # we stop it, since the tests start their own etcd binaries on free ports.
+DEBS := etcd-server etcd-client golang-go golang-etcd-server-dev
 debs:
-	@if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then \
+	@if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null || ! command -v go >/dev/null \
+	    || [ ! -d /usr/share/gocode/src/go.etcd.io/etcd/clientv3 ]; then \
 	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server etcd-client >/dev/null; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
 	  if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then \
 	    $(SUDO) systemctl disable --now etcd >/dev/null 2>&1 || true; fi; \
 	fi
-	@etcd --version | head -1; etcdctl version | head -1
+	@etcd --version | head -1; etcdctl version | head -1; go version
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .

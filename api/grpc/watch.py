@@ -44,6 +44,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from api.grpc._common import ServiceLimits, header_pb, require_leader, stream_rpc
+from api.grpc.watch_wire import WatchResponseEncoder
 from api.proto import rpc_pb2, rpc_pb2_grpc
 from api.service.backend import Backend, NoLeaderError
 from api.service.convert import event_to_pb
@@ -101,8 +102,11 @@ def fragment_response(
 class _WatchStream:
     """The state of one Watch RPC (see the module docstring)."""
 
-    def __init__(self, backend: Backend, limits: ServiceLimits) -> None:
+    def __init__(
+        self, backend: Backend, limits: ServiceLimits, encoder: WatchResponseEncoder
+    ) -> None:
         self.backend = backend
+        self.encoder = encoder
         self.hub = backend.hub
         self.limits = limits
         self.loop = asyncio.get_running_loop()
@@ -275,7 +279,14 @@ class _WatchStream:
 
     # --- sending ----------------------------------------------------------------------------
 
-    def _batch_responses(self, batch: WatchBatch) -> list[rpc_pb2.WatchResponse]:
+    def _batch_responses(self, batch: WatchBatch) -> list[rpc_pb2.WatchResponse | bytes]:
+        if batch.events and batch.watch_id in self.progress_idle:
+            self.progress_idle[batch.watch_id] = False
+        if not batch.canceled and batch.watch_id not in self.fragment_ids:
+            h = self.backend.header()
+            header = self.encoder.header_field(h.cluster_id, h.member_id, batch.revision,
+                                               h.raft_term)
+            return [self.encoder.events_response(header, batch.watch_id, batch.events)]
         # etcd sends its compaction cancel with header revision 0 (mvcc reports no revision).
         response = rpc_pb2.WatchResponse(
             header=header_pb(self.backend, 0 if batch.canceled else batch.revision),
@@ -286,12 +297,9 @@ class _WatchStream:
         )
         if batch.canceled:
             self._forget(batch.watch_id)
-        if batch.events and batch.watch_id in self.progress_idle:
-            self.progress_idle[batch.watch_id] = False
-        if batch.watch_id in self.fragment_ids:
-            limit = self.limits.max_request_bytes + FRAGMENT_OVERHEAD_BYTES
-            return fragment_response(response, limit)
-        return [response]
+            return [response]
+        limit = self.limits.max_request_bytes + FRAGMENT_OVERHEAD_BYTES
+        return list(fragment_response(response, limit))
 
     def _progress_response(self) -> rpc_pb2.WatchResponse | None:
         """The answer to a pending progress request, once nothing older is left to send."""
@@ -309,7 +317,7 @@ class _WatchStream:
             header=header_pb(self.backend, revision), watch_id=INVALID_WATCH_ID
         )
 
-    async def responses(self) -> AsyncIterator[rpc_pb2.WatchResponse]:
+    async def responses(self) -> AsyncIterator[rpc_pb2.WatchResponse | bytes]:
         while True:
             if self.progress_requested:
                 # A deferred progress answer waits for watchers to sync; syncing without
@@ -364,12 +372,13 @@ class WatchServicer(rpc_pb2_grpc.WatchServicer):
     def __init__(self, backend: Backend, limits: ServiceLimits) -> None:
         self.backend = backend
         self.limits = limits
+        self.encoder = WatchResponseEncoder()
 
     @stream_rpc("bidi_stream")
     async def Watch(
         self, request_iterator: AsyncIterator[rpc_pb2.WatchRequest], context: Any
-    ) -> AsyncIterator[rpc_pb2.WatchResponse]:
-        stream = _WatchStream(self.backend, self.limits)
+    ) -> AsyncIterator[rpc_pb2.WatchResponse | bytes]:
+        stream = _WatchStream(self.backend, self.limits, self.encoder)
         check_leader = require_leader(self.backend, context)
         reader = asyncio.create_task(stream.read(request_iterator))
         ticker = asyncio.create_task(stream.tick(check_leader=check_leader))

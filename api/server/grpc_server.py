@@ -29,6 +29,7 @@ from api.grpc.kv import KVServicer
 from api.grpc.lease import LeaseServicer
 from api.grpc.maintenance import MaintenanceServicer
 from api.grpc.watch import WatchServicer
+from api.grpc.watch_wire import add_watch_servicer
 from api.proto import rpc_pb2_grpc
 from api.service.backend import Backend
 
@@ -80,7 +81,7 @@ async def start_grpc_server(
     limits = ServiceLimits.from_config(config)
     server = grpc.aio.server(options=grpc_server_options(int(config.grpc_max_receive_bytes)))
     rpc_pb2_grpc.add_KVServicer_to_server(KVServicer(backend, limits), server)
-    rpc_pb2_grpc.add_WatchServicer_to_server(WatchServicer(backend, limits), server)
+    add_watch_servicer(WatchServicer(backend, limits), server)
     rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseServicer(backend, limits), server)
     rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterServicer(backend, limits), server)
     rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceServicer(backend, limits), server)

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from bench.load.cluster import ELECTION_MS, HEARTBEAT_MS, BenchCluster, etcd_binary
 from bench.load.driver import LoadPlan, RunResult, preload, run_load
 from bench.load.errors import LoadError
+from bench.load.gowatch_build import missing_reason
 from bench.load.procstat import sample_proc
 from bench.load.report import (
     HEADER,
@@ -112,6 +113,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--watchers", type=int, default=1000, help="watch: watchers in total")
     a("--watch-streams", type=int, default=10, help="watch: gRPC watch streams in total")
     a("--watch-rate", type=float, default=100.0, help="watch: puts per second")
+    a("--watch-client", choices=("auto", "go", "python"), default="auto",
+      help="watch: receive events in the Go receiver (bench/load/gowatch, etcd's clientv3) "
+           "or in Python workers; auto: Go when it can be built here")
     a("--watch-drain", type=float, default=10.0,
       help="watch: seconds to wait after the last put for every event to arrive")
     a("--endpoints", default=None, help="host:port,... of running servers (no server is started)")
@@ -184,6 +188,18 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _watch_client(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    reason = missing_reason()
+    if reason is None:
+        return "go"
+    print(f"kvbench load: watch events received in Python (the Go receiver {reason}); "
+          "a Python client costs tens of microseconds per event, so fan-out latency "
+          "measures the load generator", file=sys.stderr)
+    return "python"
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.compare_etcd and not args.endpoints and etcd_binary() is None:
         print("kvbench load: --compare-etcd needs the etcd binary on PATH", file=sys.stderr)
@@ -214,6 +230,7 @@ def _run(args: argparse.Namespace) -> int:
                 key_space=args.key_space, watchers=args.watchers,
                 watch_streams=args.watch_streams, watch_rate=args.watch_rate,
                 drain_s=args.watch_drain, seed=args.seed,
+                watch_client=_watch_client(args.watch_client) if workload == "watch" else "python",
                 nodes=1 if args.endpoints else args.nodes,
             )
             for kind in _targets(args):

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 import grpc
@@ -31,6 +31,7 @@ import grpc
 from api.proto import rpc_pb2, rpc_pb2_grpc
 from bench.load.cluster import REPO
 from bench.load.errors import WorkerError, invariant
+from bench.load.gowatch_build import gowatch_binary
 from bench.load.histogram import Histogram, Summary
 from bench.load.procstat import ProcSample, busiest_thread_cpu_s, sample_procs
 from bench.load.workloads import WorkerSpec, key_of
@@ -57,6 +58,9 @@ class LoadPlan:
     drain_s: float = 10.0
     seed: int = 1
     nodes: int = 1
+    # Watch runs: "go" receives the events in bench/load/gowatch (one process; Python
+    # worker 0 only puts), "python" in the Python workers.
+    watch_client: str = "python"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,8 @@ def _split(total: int, parts: int, i: int) -> int:
 
 def plan_workers(plan: LoadPlan, endpoints: tuple[str, ...]) -> list[WorkerSpec]:
     """One WorkerSpec per process; the shares add up to the plan's totals."""
+    if plan.workload == "watch" and plan.watch_client == "go":
+        return _plan_go_watch(plan, endpoints)
     if plan.workload == "watch":
         procs = max(1, min(plan.procs, plan.watch_streams, max(1, plan.watchers)))
     else:
@@ -129,11 +135,29 @@ def plan_workers(plan: LoadPlan, endpoints: tuple[str, ...]) -> list[WorkerSpec]
     return specs
 
 
+def _plan_go_watch(plan: LoadPlan, endpoints: tuple[str, ...]) -> list[WorkerSpec]:
+    """A Python putter (no watchers) and one Go process holding every watcher and stream
+    (Go spreads its goroutines over the cores itself)."""
+    putter = WorkerSpec(
+        workload="watch", endpoints=endpoints, conns=1, clients=0, duration_s=plan.duration_s,
+        key_size=plan.key_size, val_size=plan.val_size, key_space=plan.key_space,
+        seed=plan.seed * 1000, putter=True, watch_rate=plan.watch_rate, drain_s=plan.drain_s,
+    )
+    receiver = replace(putter, conns=max(1, plan.conns), conn_offset=1, seed=putter.seed + 1,
+                       putter=False, watchers=plan.watchers, watch_streams=plan.watch_streams,
+                       runner="go")
+    return [putter, receiver]
+
+
 class _Worker:
     def __init__(self, spec: WorkerSpec) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
+        if spec.runner == "go":
+            command = [str(gowatch_binary())]
+        else:
+            command = [sys.executable, "-m", "bench.load.worker"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.load.worker"], stdin=subprocess.PIPE,
+            command, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, env=env, cwd=REPO, text=True,
         )
         self.send({"spec": spec.to_json()})

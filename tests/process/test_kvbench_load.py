@@ -12,6 +12,7 @@ import json
 import random
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,18 @@ def test_workload_reports_throughput_latency_cpu_and_rss(server: BenchServer, wo
         assert result.counters.get("keepalive_failed", 0) == 0
 
 
+def test_watch_with_go_receiver_delivers_in_full(server: BenchServer) -> None:
+    """The Go receiver (etcd's clientv3) holds every watcher; Python worker 0 only puts."""
+    plan = replace(_plan("watch"), watch_client="go", watchers=40, watch_streams=4)
+    result = run_load(plan, (server.endpoint,), target=server.kind, server_pid=server.pid)
+    assert result.errors == 0, result.first_error
+    assert result.procs == 2
+    delivered, expected, full = watch_delivery(result)
+    assert full and delivered == expected == result.counters["puts"] * 40, result.counters
+    assert result.counters["watch_streams"] == 4
+    assert 0 < result.latency.p50_ms <= result.latency.max_ms < 5000
+
+
 @needs_etcd
 def test_cli_compare_etcd_prints_both_targets_ratios_and_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -112,6 +125,14 @@ def test_plan_splits_clients_and_watchers_over_processes() -> None:
         workload="watch", conns=2, clients=0, procs=2, duration_s=1, key_size=8, val_size=8,
         key_space=10, watchers=1001, watch_streams=10), ("a:1",))
     assert [s.watchers for s in specs] == [501, 500] and [s.putter for s in specs] == [True, False]
+
+
+def test_go_watch_plan_is_a_putter_and_one_receiver() -> None:
+    specs = plan_workers(LoadPlan(
+        workload="watch", conns=3, clients=0, procs=2, duration_s=1, key_size=8, val_size=8,
+        key_space=10, watchers=1000, watch_streams=10, watch_client="go"), ("a:1",))
+    assert [(s.runner, s.putter, s.watchers, s.watch_streams, s.conns) for s in specs] == [
+        ("python", True, 0, 0, 1), ("go", False, 1000, 10, 3)]
 
 
 def test_histogram_percentiles_within_bucket_precision() -> None:
