@@ -45,6 +45,7 @@ from api.server.cluster_state import (
 from api.server.codec import AlarmRequest, MemberAttributes, MemberUpdate, decode, encode
 from api.server.config import ServerConfig
 from api.server.disk import DataDirError, MemberDisk, Recovered
+from api.server.disk_thread import DiskThread
 from api.server.leader_client import LeaderClient
 from api.server.lessor import Lessor
 from api.server.metrics import METRICS
@@ -137,7 +138,7 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
         self._member_id = recovered.member_id
         self._hub = WatchHub(store)
         self._lessor = Lessor(time.monotonic)
-        self._disk_pool = ThreadPoolExecutor(1, thread_name_prefix="disk")
+        self._disk_thread = DiskThread("disk")
         self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="read")
         voters = disk.storage.initial_state()[1].voters
         self._conf_state = disk.storage.initial_state()[1]
@@ -248,15 +249,14 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
                 fut.set_exception(StoppedError())
         await self._replication.stop()
         await self._leader_client.close()
-        loop = asyncio.get_running_loop()
 
         def close_disk() -> None:
             self._store.sync()
             self._store.close()
             self._disk.close()
 
-        await loop.run_in_executor(self._disk_pool, close_disk)
-        self._disk_pool.shutdown(wait=True)
+        await self._disk_thread.run(close_disk)
+        self._disk_thread.shutdown()
         self._read_pool.shutdown(wait=True)
 
     # ------------------------------------------------------------------ Backend
@@ -443,12 +443,11 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
                 (lambda: loop.call_soon_threadsafe(self._replication.send, rd.messages))
                 if sent_early else None
             )
-            outcomes = await loop.run_in_executor(
-                self._disk_pool, self._persist_and_apply, rd, items, on_persisted
-            )
+            outcomes = await self._disk_thread.run(
+                self._persist_and_apply, rd, items, on_persisted)
             self._disk.install(rd)
         elif rd.snapshot is not None or rd.hard_state is not None or rd.entries:
-            await loop.run_in_executor(self._disk_pool, self._persist_timed, rd, snapshot_body)
+            await self._disk_thread.run(self._persist_timed, rd, snapshot_body)
             self._disk.install(rd, snapshot_body=snapshot_body)
         if rd.snapshot is not None:
             self._after_snapshot_installed(rd.snapshot.metadata, snapshot_body)
@@ -585,9 +584,7 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
         items, proposal_ids = list(batch), list(ids)
         batch.clear()
         ids.clear()
-        outcomes = await asyncio.get_running_loop().run_in_executor(
-            self._disk_pool, self._apply_timed, items
-        )
+        outcomes = await self._disk_thread.run(self._apply_timed, items)
         self._deliver(items, proposal_ids, outcomes)
 
     def _deliver(

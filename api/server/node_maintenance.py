@@ -66,7 +66,7 @@ class MaintenanceMixin:
         return [AlarmMember(m, a) for m, a in affected]
 
     async def defragment(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._disk_pool, self._store.defragment)
+        await self._disk_thread.run(self._store.defragment)
 
     async def snapshot_chunks(self, chunk_bytes: int) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()

@@ -7,7 +7,6 @@ the LMDB store, streamed in chunks by the transport.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -49,7 +48,7 @@ class SnapshotMixin:
                     with contextlib.suppress(OSError):
                         os.unlink(p)
 
-        return await asyncio.get_running_loop().run_in_executor(self._disk_pool, install)
+        return await self._disk_thread.run(install)
 
     def _replace_store(self, copy_path: str) -> None:
         """Swap in the leader's store copy (disk thread; the ready loop is waiting on us, so
@@ -83,7 +82,6 @@ class SnapshotMixin:
             return
         self._bytes_since_snapshot = 0
         index = self._applied
-        loop = asyncio.get_running_loop()
         body = self._cluster.encode()
         conf_state = self._conf_state
 
@@ -91,7 +89,7 @@ class SnapshotMixin:
             self._store.sync()  # the marker must never get ahead of durable LMDB state
             self._disk.take_snapshot(index=index, conf_state=conf_state, body=body)
 
-        await loop.run_in_executor(self._disk_pool, snapshot)
+        await self._disk_thread.run(snapshot)
         self._snapshot_index = index
         self._disk.compact_log(index, conf_state=conf_state, body=body)
         log.info("saved snapshot at index %d", index)

@@ -1,0 +1,73 @@
+"""The member's disk thread: WAL writes, fsyncs and LMDB commits, in submission order.
+
+`await disk.run(fn, *args)` runs fn on the thread and resumes the caller with its result.
+It does what `loop.run_in_executor` on a one-thread pool did, with less in between: one
+queue put on the way there and one `call_soon_threadsafe` on the way back, with no
+concurrent.futures.Future chained to an asyncio one (measured: ~50 us per round trip
+against ~77 us, and a single-client put makes one round trip).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_Work = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if fut.cancelled():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+
+
+class DiskThread:
+    def __init__(self, name: str = "disk") -> None:
+        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise RuntimeError("disk thread is shut down")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._queue.put((loop, fut, fn, args))
+        return await fut
+
+    def shutdown(self) -> None:
+        """Finish the queued work and stop the thread."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while True:
+            work = self._queue.get()
+            if work is None:
+                return
+            loop, fut, fn, args = work
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                self._call_back(loop, fut, None, exc)
+            else:
+                self._call_back(loop, fut, result, None)
+
+    @staticmethod
+    def _call_back(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], result: Any,
+                   exc: BaseException | None) -> None:
+        try:
+            loop.call_soon_threadsafe(_resolve, fut, result, exc)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is waiting any more
