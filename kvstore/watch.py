@@ -361,9 +361,11 @@ class WatchHub:
             not groups or (groups[0][0] > self._notified_revision and groups[-1][0] <= revision),
             f"notify({revision}) events outside ({self._notified_revision}, {revision}]",
         )
-        # Collect, per synced watcher, its matching events of each revision. The tuples are
-        # shared by all watchers of one key or range; most notifies touch few watchers.
-        touched: dict[Watcher, list[tuple[int, tuple[Event, ...]]]] = {}
+        previous = self._notified_revision
+        self._notified_revision = revision
+        fan = _FanOut(self, previous)
+        # Revisions outer, watchers inner: each watcher still gets its revisions in order.
+        # The matched tuples are shared by all watchers of one key or range.
         for rev, evs in groups:
             if self._synced_keys:
                 by_key: dict[bytes, list[Event]] = {}
@@ -371,39 +373,17 @@ class WatchHub:
                     if ev.kv.key in self._synced_keys:
                         by_key.setdefault(ev.kv.key, []).append(ev)
                 for k, kevs in by_key.items():
-                    matched = tuple(kevs)
-                    for w in self._synced_keys[k]:
-                        touched.setdefault(w, []).append((rev, matched))
+                    fan.deliver(self._synced_keys[k], rev, tuple(kevs))
             for (key, range_end), ws in self._synced_ranges.items():
                 matched = tuple(ev for ev in evs if _in_range(ev.kv.key, key, range_end))
                 if matched:
-                    for w in ws:
-                        touched.setdefault(w, []).append((rev, matched))
-        previous = self._notified_revision
-        self._notified_revision = revision
-        stripped: dict[int, tuple[Event, ...]] = {}
-        became_ready: list[Watcher] = []
-        for w, per_rev in touched.items():
-            next_revision = max(w._next_revision, previous + 1)
-            was_empty = w._buffered_events == 0
-            for rev, matched_events in per_rev:
-                if rev < next_revision:
-                    continue  # already read from the store by sync_unsynced
-                delivered = self._filter(w, matched_events, stripped)
-                if delivered and not self._has_room(w, len(delivered)):
-                    # Slow consumer: leave the live path at `rev`; the store keeps the rest.
-                    w._next_revision = rev
-                    self._remove_from_group(w)
-                    w._group = _Group.VICTIM
-                    self._victims[w] = None
-                    break
-                if delivered:
-                    self._push(w, rev, delivered)
-                w._next_revision = rev + 1
-            if was_empty and w._buffered_events and w.on_ready is not None:
-                became_ready.append(w)
+                    fan.deliver(ws, rev, matched)
+        # Slow consumers leave their synced group only now (it was being iterated).
+        for w in fan.victims:
+            self._drop_synced(w)
+            self._victims[w] = None
         # Callbacks run once the hub is consistent again (they may call back into it).
-        for w in became_ready:
+        for w in fan.became_ready:
             if w.on_ready is not None:
                 w.on_ready(w)
 
@@ -516,21 +496,32 @@ class WatchHub:
     def _take(self, w: Watcher, max_events: int) -> WatchBatch | None:
         if max_events < 1:
             raise ValueError("max_events must be >= 1")
-        if w._buffer:
-            taken: list[Event] = []
-            last = 0
-            while w._buffer and (not taken or len(taken) + len(w._buffer[0][1]) <= max_events):
-                rev, evs = w._buffer.popleft()
-                taken.extend(evs)
-                last = rev
-            w._buffered_events -= len(taken)
-            revision = last if w._buffer else max(last, self.progress_revision(w))
+        buf = w._buffer
+        if buf:
+            if len(buf) == 1:  # the live path's usual case: one revision, taken whole
+                last, events = buf.popleft()
+            else:
+                taken: list[Event] = []
+                last = 0
+                while buf and (not taken or len(taken) + len(buf[0][1]) <= max_events):
+                    rev, evs = buf.popleft()
+                    taken.extend(evs)
+                    last = rev
+                events = tuple(taken)
+            w._buffered_events -= len(events)
+            if buf:
+                revision = last
+            else:  # progress_revision(w) for an empty buffer, inline (once per response)
+                seen = w._next_revision - 1
+                if w._group is _Group.SYNCED and self._notified_revision > seen:
+                    seen = self._notified_revision
+                revision = max(last, min(seen, self._store.current_revision))
             if w._group is _Group.VICTIM and w._buffered_events <= self.buffer_events_max // 2:
                 del self._victims[w]
                 w._group = _Group.UNSYNCED
                 self._unsynced[w] = None
                 self._wake()
-            return WatchBatch(watch_id=w.watch_id, events=tuple(taken), revision=revision)
+            return WatchBatch(watch_id=w.watch_id, events=events, revision=revision)
         if w._group is _Group.COMPACTED:
             compact_revision = w._compact_revision
             self._close(w)
@@ -600,20 +591,24 @@ class WatchHub:
 
     def _remove_from_group(self, w: Watcher) -> None:
         if w._group is _Group.SYNCED:
-            if w.range_end:
-                group = self._synced_ranges[(w.key, w.range_end)]
-                del group[w]
-                if not group:
-                    del self._synced_ranges[(w.key, w.range_end)]
-            else:
-                keyed = self._synced_keys[w.key]
-                del keyed[w]
-                if not keyed:
-                    del self._synced_keys[w.key]
+            self._drop_synced(w)
         elif w._group is _Group.UNSYNCED:
             del self._unsynced[w]
         elif w._group is _Group.VICTIM:
             del self._victims[w]
+
+    def _drop_synced(self, w: Watcher) -> None:
+        """Take w out of the synced index (whatever its group says now)."""
+        if w.range_end:
+            group = self._synced_ranges[(w.key, w.range_end)]
+            del group[w]
+            if not group:
+                del self._synced_ranges[(w.key, w.range_end)]
+        else:
+            keyed = self._synced_keys[w.key]
+            del keyed[w]
+            if not keyed:
+                del self._synced_keys[w.key]
 
     def _cancel_compacted(self, w: Watcher) -> None:
         self._remove_from_group(w)
@@ -627,6 +622,59 @@ class WatchHub:
         w._buffer.clear()
         w._buffered_events = 0
         self._open -= 1
+
+
+class _FanOut:
+    """One notify's delivery to synced watchers (WatchHub.notify's inner loop)."""
+
+    __slots__ = ("_keep", "became_ready", "hub", "previous", "room", "stripped", "victims")
+
+    def __init__(self, hub: WatchHub, previous: int) -> None:
+        self.hub = hub
+        self.previous = previous
+        self.room = hub.buffer_events_max
+        self.became_ready: list[Watcher] = []
+        self.victims: list[Watcher] = []
+        # _filter's cache is keyed by id(events tuple): keeping every matched tuple alive
+        # until notify returns keeps those ids unique.
+        self.stripped: dict[int, tuple[Event, ...]] = {}
+        self._keep: list[tuple[Event, ...]] = []
+
+    def deliver(self, ws: dict[Watcher, None], rev: int, matched: tuple[Event, ...]) -> None:
+        """Buffer `matched` (revision `rev`) for each watcher of `ws` that wants it."""
+        self._keep.append(matched)
+        hub, room, floor = self.hub, self.room, self.previous + 1
+        plain: tuple[Event, ...] | None = None
+        for w in ws:
+            if w._group is not _Group.SYNCED:
+                continue  # became a victim at an earlier revision of this notify
+            if rev < w._next_revision or rev < floor:
+                continue  # already read from the store by sync_unsynced
+            if w.filters:
+                delivered = hub._filter(w, matched, self.stripped)
+            elif w.prev_kv:
+                delivered = matched
+            else:
+                if plain is None:
+                    plain = hub._filter(w, matched, self.stripped)
+                delivered = plain
+            w._next_revision = rev + 1
+            if not delivered:
+                continue
+            buffered = w._buffered_events
+            if buffered and buffered + len(delivered) > room:
+                # Slow consumer: leave the live path at `rev`; the store keeps the rest.
+                w._next_revision = rev
+                w._group = _Group.VICTIM
+                self.victims.append(w)
+                continue
+            buf = w._buffer
+            if buf and buf[-1][0] >= rev:
+                invariant(False, f"watcher {w.watch_id}: revision {rev} buffered out of order")
+            buf.append((rev, delivered))
+            w._buffered_events = buffered + len(delivered)
+            if not buffered and w.on_ready is not None:
+                self.became_ready.append(w)
 
 
 def _group_by_revision(events: Sequence[Event]) -> list[tuple[int, list[Event]]]:
