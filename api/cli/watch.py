@@ -4,7 +4,8 @@ Forms: `watch [--prefix] [--rev N] [--prev-kv] key [range_end] [-- cmd args...]`
 may come from ETCDCTL_WATCH_KEY / ETCDCTL_WATCH_RANGE_END), and `watch -i`, which reads
 `watch ...` and `progress` lines from stdin. The raw stream is used (not api.client's
 resuming Watcher) because etcdctl prints whole responses: -w json shows each response's
-header and its events together. Like clientv3, "created" confirmations are not printed; a
+header and its events together; resuming after a crash is done here (see _Session). Like
+clientv3, "created" confirmations are not printed; a
 progress notification prints `progress notify: <revision>`; a cancel from the server prints
 `watch was canceled (<reason>)` and ends with exit 5. Output is flushed per response so a
 reader (or a test that kills us) sees every event at once.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections import deque
 from collections.abc import AsyncIterator
 
 from api.cli.command import Command, bad_args
@@ -37,6 +39,9 @@ WATCH_FLAGS = (
 )
 COMPACTED = "etcdserver: mvcc: required revision has been compacted"
 QUEUE_MAX = 1024
+# Pause before opening a broken stream again (doubling while the server stays away).
+RETRY_PAUSE_MIN_S = 0.1
+RETRY_PAUSE_MAX_S = 2.0
 
 
 def _create_request(args: list[str], v: dict[str, object]) -> rpc_pb2.WatchRequest:
@@ -57,49 +62,125 @@ def _create_request(args: list[str], v: dict[str, object]) -> rpc_pb2.WatchReque
     return rpc_pb2.WatchRequest(create_request=create)
 
 
+def _server_went_away(exc: Exception) -> bool:
+    """A broken connection (resume elsewhere or later), not an answer from a live server.
+    "no leader" is an answer: clientv3 ends a require-leader watch on it."""
+    code = getattr(exc, "code", None)
+    details = getattr(exc, "details", None)
+    if code is None or details is None:
+        return False
+    import grpc
+
+    return bool(code() == grpc.StatusCode.UNAVAILABLE and "no leader" not in (details() or ""))
+
+
 def _is_progress(r: rpc_pb2.WatchResponse) -> bool:
     return (not r.events and not r.canceled and not r.created and r.compact_revision == 0
             and r.header.revision != 0)
 
 
+class _Tracked:
+    """A watch this session created: its create request and the next revision it needs."""
+
+    __slots__ = ("create", "next_rev")
+
+    def __init__(self, create: rpc_pb2.WatchCreateRequest) -> None:
+        self.create = create
+        self.next_rev = 0  # 0 until the server's "created" tells where the watch starts
+
+    def resume_request(self) -> rpc_pb2.WatchRequest:
+        create = rpc_pb2.WatchCreateRequest()
+        create.CopyFrom(self.create)
+        if self.next_rev:
+            create.start_revision = self.next_rev
+        return rpc_pb2.WatchRequest(create_request=create)
+
+
 class _Session:
-    """One Watch stream: requests go in through a queue, responses are printed."""
+    """One Watch stream: requests go in through a queue, responses are printed.
+
+    Like clientv3, a stream that breaks because the server went away (UNAVAILABLE, other
+    than "no leader") is opened again, after a pause, and every watch is created anew from
+    the revision after the last one printed: nothing is lost or printed twice.
+    """
 
     def __init__(self, ctx: Ctx, printer: Printer, exec_args: list[str]) -> None:
         self.ctx = ctx
         self.printer = printer
         self.exec_args = exec_args
         self.requests: asyncio.Queue[rpc_pb2.WatchRequest | None] = asyncio.Queue(QUEUE_MAX)
+        self.live: dict[int, _Tracked] = {}  # by the current stream's watch IDs
+        self.unanswered: deque[_Tracked] = deque()  # creates sent, "created" not yet seen
+        self.resend: list[rpc_pb2.WatchRequest] = []
 
     async def _request_iter(self) -> AsyncIterator[rpc_pb2.WatchRequest]:
-        while (req := await self.requests.get()) is not None:
+        for req in self.resend:
             yield req
+        self.resend = []
+        while (req := await self.requests.get()) is not None:
+            if req.HasField("create_request"):
+                self.unanswered.append(_Tracked(req.create_request))
+            yield req
+
+    def _prepare_resume(self) -> None:
+        """Every watch, answered or not, is created again on the next stream."""
+        order = [self.live[i] for i in sorted(self.live)] + list(self.unanswered)
+        self.live.clear()
+        self.unanswered = deque(order)
+        self.resend = [t.resume_request() for t in order]
+
+    def _track(self, resp: rpc_pb2.WatchResponse) -> None:
+        if resp.created and self.unanswered:
+            tracked = self.unanswered.popleft()
+            if not resp.canceled:
+                self.live[resp.watch_id] = tracked
+                if not tracked.next_rev:
+                    tracked.next_rev = tracked.create.start_revision or resp.header.revision + 1
+            return
+        if resp.events:
+            tracked = self.live.get(resp.watch_id)
+            if tracked is not None:
+                tracked.next_rev = resp.events[-1].kv.mod_revision + 1
+        elif _is_progress(resp):
+            # Every event up to the header revision has been delivered (to these watches).
+            targets = self.live.values() if resp.watch_id == -1 else (
+                [self.live[resp.watch_id]] if resp.watch_id in self.live else [])
+            for tracked in targets:
+                tracked.next_rev = max(tracked.next_rev, resp.header.revision + 1)
 
     async def run(self) -> int:
         """Print responses until the server cancels a watch (exit 5) or the stream fails."""
-        stub = self.ctx.client.conn.stubs().watch
-        stream = stub.Watch(self._request_iter(), metadata=REQUIRE_LEADER)
-        try:
-            async for resp in stream:
-                if resp.created and not resp.canceled:
-                    continue
-                if resp.canceled:
-                    reason = COMPACTED if resp.compact_revision else resp.cancel_reason
-                    self.ctx.out.err(f"watch was canceled ({reason})")
-                if _is_progress(resp):
-                    self.ctx.out.line(f"progress notify: {resp.header.revision}")
-                self.printer.watch(resp)
-                self.ctx.out.flush()
-                await self._exec(resp)
-                if resp.canceled:
-                    raise CliError(EXIT_INTERRUPTED, "watch is canceled by the server")
-        except Exception as exc:
-            import grpc
+        import grpc
 
-            if isinstance(exc, grpc.RpcError):
-                raise from_rpc_error(exc) from exc
-            raise
-        raise CliError(EXIT_INTERRUPTED, "watch is canceled by the server")
+        stub = self.ctx.client.conn.stubs().watch
+        pause = RETRY_PAUSE_MIN_S
+        while True:
+            stream = stub.Watch(self._request_iter(), metadata=REQUIRE_LEADER)
+            try:
+                async for resp in stream:
+                    pause = RETRY_PAUSE_MIN_S
+                    self._track(resp)
+                    if resp.created and not resp.canceled:
+                        continue
+                    if resp.canceled:
+                        reason = COMPACTED if resp.compact_revision else resp.cancel_reason
+                        self.ctx.out.err(f"watch was canceled ({reason})")
+                    if _is_progress(resp):
+                        self.ctx.out.line(f"progress notify: {resp.header.revision}")
+                    self.printer.watch(resp)
+                    self.ctx.out.flush()
+                    await self._exec(resp)
+                    if resp.canceled:
+                        raise CliError(EXIT_INTERRUPTED, "watch is canceled by the server")
+            except grpc.RpcError as exc:
+                if not _server_went_away(exc):
+                    raise from_rpc_error(exc) from exc
+                stream.cancel()
+                self._prepare_resume()
+                await asyncio.sleep(pause)
+                pause = min(RETRY_PAUSE_MAX_S, pause * 2)
+                continue
+            raise CliError(EXIT_INTERRUPTED, "watch is canceled by the server")
 
     async def _exec(self, resp: rpc_pb2.WatchResponse) -> None:
         if not self.exec_args:
