@@ -23,8 +23,10 @@ from kvstore.types import Event
 _HEADER_TAG = b"\x0a"  # 1: header, length-delimited
 _WATCH_ID_TAG = b"\x10"  # 2: watch_id, varint
 _EVENTS_TAG = b"\x5a"  # 11: events, length-delimited
-# Events encoded recently; a fan-out reuses each one while it is in here.
+# Events encoded recently; a fan-out reuses each one while it is in here. Bounded by count
+# and by bytes (values go up to --max-request-bytes; the cache also holds the events).
 EVENT_CACHE_MAX = 4096
+EVENT_CACHE_BYTES_MAX = 32 << 20
 
 
 def varint(n: int) -> bytes:
@@ -46,6 +48,7 @@ class WatchResponseEncoder:
         # id(event) -> (event, its encoded `events` field); holding the event keeps its id
         # from being reused while the entry lives.
         self._events: dict[int, tuple[Event, bytes]] = {}
+        self._cached_bytes = 0
         self._header_key: tuple[int, int, int, int] | None = None
         self._header_field = b""
 
@@ -55,9 +58,16 @@ class WatchResponseEncoder:
             return hit[1]
         body = event_to_pb(ev).SerializeToString()
         field = _EVENTS_TAG + varint(len(body)) + body
-        if len(self._events) >= EVENT_CACHE_MAX:
-            del self._events[next(iter(self._events))]
-        self._events[id(ev)] = (ev, field)
+        if hit is not None:  # a dead event's id, reused: forget the stale entry
+            del self._events[id(ev)]
+            self._cached_bytes -= len(hit[1])
+        events = self._events
+        while events and (len(events) >= EVENT_CACHE_MAX
+                          or self._cached_bytes + len(field) > EVENT_CACHE_BYTES_MAX):
+            _, old = events.pop(next(iter(events)))
+            self._cached_bytes -= len(old)
+        events[id(ev)] = (ev, field)
+        self._cached_bytes += len(field)
         return field
 
     def header_field(self, cluster_id: int, member_id: int, revision: int, raft_term: int) -> bytes:

@@ -56,3 +56,17 @@ def test_varint_matches_protobuf_for_negative_ids() -> None:
     assert varint(-1) == b"\xff" * 9 + b"\x01"
     assert serialize_response(rpc_pb2.WatchResponse(watch_id=-1)) == b"\x10" + varint(-1)
     assert serialize_response(b"raw") == b"raw"
+
+
+def test_cache_stays_within_its_byte_budget(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from api.grpc import watch_wire
+    monkeypatch.setattr(watch_wire, "EVENT_CACHE_BYTES_MAX", 10_000)
+    enc = WatchResponseEncoder()
+    evs = [Event(EventType.PUT, KeyValue(b"k%d" % i, 1, 1, 1, b"v" * 1000, 0), None)
+           for i in range(50)]
+    for ev in evs:
+        field = enc.event_field(ev)
+        assert field.endswith(b"v" * 1000)
+    assert enc._cached_bytes <= 10_000
+    assert enc._cached_bytes == sum(len(f) for _, f in enc._events.values())
+    assert 5 <= len(enc._events) <= 10
