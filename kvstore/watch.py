@@ -206,6 +206,11 @@ class Watcher:
     def buffered_events(self) -> int:
         return self._buffered_events
 
+    @property
+    def has_more(self) -> bool:
+        """Something is left to take: buffered events or the compaction cancel."""
+        return bool(self._buffered_events) or self._group is _Group.COMPACTED
+
     def matches(self, key: bytes) -> bool:
         return _in_range(key, self.key, self.range_end)
 

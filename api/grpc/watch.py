@@ -46,7 +46,7 @@ from typing import Any
 from api.grpc._common import ServiceLimits, header_pb, require_leader, stream_rpc
 from api.grpc.watch_wire import WatchResponseEncoder
 from api.proto import rpc_pb2, rpc_pb2_grpc
-from api.service.backend import Backend, NoLeaderError
+from api.service.backend import Backend, Header, NoLeaderError
 from api.service.convert import event_to_pb
 from kvstore.errors import KvError
 from kvstore.watch import WatchBatch, Watcher, WatchFilter
@@ -279,14 +279,15 @@ class _WatchStream:
 
     # --- sending ----------------------------------------------------------------------------
 
-    def _batch_responses(self, batch: WatchBatch) -> list[rpc_pb2.WatchResponse | bytes]:
+    def _batch_responses(
+        self, batch: WatchBatch, header: Header
+    ) -> list[rpc_pb2.WatchResponse | bytes]:
         if batch.events and batch.watch_id in self.progress_idle:
             self.progress_idle[batch.watch_id] = False
-        if not batch.canceled and batch.watch_id not in self.fragment_ids:
-            h = self.backend.header()
-            header = self.encoder.header_field(h.cluster_id, h.member_id, batch.revision,
-                                               h.raft_term)
-            return [self.encoder.events_response(header, batch.watch_id, batch.events)]
+        if not batch.compact_revision and batch.watch_id not in self.fragment_ids:
+            field = self.encoder.header_field(header.cluster_id, header.member_id,
+                                              batch.revision, header.raft_term)
+            return [self.encoder.events_response(field, batch.watch_id, batch.events)]
         # etcd sends its compaction cancel with header revision 0 (mvcc reports no revision).
         response = rpc_pb2.WatchResponse(
             header=header_pb(self.backend, 0 if batch.canceled else batch.revision),
@@ -329,6 +330,8 @@ class _WatchStream:
             else:
                 await self.wake.wait()
             self.wake.clear()
+            # One header per wake-up: IDs and term barely change, the revision is the batch's.
+            header = self.backend.header()
             while True:
                 if self.error is not None:
                     raise self.error
@@ -346,9 +349,9 @@ class _WatchStream:
                     batch = w.take(TAKE_EVENTS_MAX)
                     if batch is None:
                         continue
-                    if w.buffered_events or w.state == "compacted":
+                    if w.has_more:
                         self.ready[w] = None  # more to take: back of the queue (fairness)
-                    for response in self._batch_responses(batch):
+                    for response in self._batch_responses(batch, header):
                         yield response
                     continue
                 if self.progress_requested:
