@@ -100,8 +100,9 @@ class _Session:
     """One Watch stream: requests go in through a queue, responses are printed.
 
     Like clientv3, a stream that breaks because the server went away (UNAVAILABLE, other
-    than "no leader") is opened again, after a pause, and every watch is created anew from
-    the revision after the last one printed: nothing is lost or printed twice.
+    than "no leader") is opened again, on the next endpoint and after a pause, and every
+    watch is created anew from the revision after the last one printed: nothing is lost or
+    printed twice.
     """
 
     def __init__(self, ctx: Ctx, printer: Printer, exec_args: list[str]) -> None:
@@ -152,10 +153,11 @@ class _Session:
         """Print responses until the server cancels a watch (exit 5) or the stream fails."""
         import grpc
 
-        stub = self.ctx.client.conn.stubs().watch
+        conn = self.ctx.client.conn
         pause = RETRY_PAUSE_MIN_S
         while True:
-            stream = stub.Watch(self._request_iter(), metadata=REQUIRE_LEADER)
+            endpoint = conn.current
+            stream = conn.stubs().watch.Watch(self._request_iter(), metadata=REQUIRE_LEADER)
             try:
                 async for resp in stream:
                     pause = RETRY_PAUSE_MIN_S
@@ -176,6 +178,7 @@ class _Session:
                 if not _server_went_away(exc):
                     raise from_rpc_error(exc) from exc
                 stream.cancel()
+                conn.failover(endpoint)  # the next endpoint, if there are several
                 self._prepare_resume()
                 await asyncio.sleep(pause)
                 pause = min(RETRY_PAUSE_MAX_S, pause * 2)

@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from api.proto import rpc_pb2, rpc_pb2_grpc
+from tests.process.cluster import run_cluster
 from tests.process.servers import REPO, needs_etcdctl, run_server
 
 pytestmark = pytest.mark.slow
@@ -57,6 +58,20 @@ def _put(endpoint: str, key: bytes, value: bytes) -> None:
                                      wait_for_ready=True)
 
 
+def _spawn_watch(kind: str, endpoints: str, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ETCDCTL_API": "3"}
+    return subprocess.Popen(_watch_command(kind, endpoints, *args),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.kill()
+    proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
 def _watch_command(kind: str, endpoint: str, *args: str) -> list[str]:
     if kind == "etcd":
         etcdctl = shutil.which("etcdctl")
@@ -91,3 +106,24 @@ def test_watch_resumes_after_server_crash_without_loss_or_duplicates(kind: str) 
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
                     pipe.close()
+
+
+@pytest.mark.parametrize("kind", TOOLS)
+def test_watch_moves_to_another_member_when_its_member_dies(kind: str) -> None:
+    with run_cluster(kind, 3) as cluster:
+        endpoints = ",".join(cluster.endpoints)  # the watch starts on member 0
+        proc = _spawn_watch(kind, endpoints, "w", "--prefix", "--rev", "1")
+        try:
+            out = _Output(proc)
+            cluster.put(1, b"w/1", b"a")
+            first = b"PUT\nw/1\na\n"
+            assert out.wait_for(first) == first
+            cluster.kill(0)
+            # One attempt with a long timeout (a retry could apply the put twice): it waits
+            # out the election if member 0 was the leader.
+            cluster.put(1, b"w/2", b"b", timeout=30.0)
+            want = first + b"PUT\nw/2\nb\n"
+            got = out.wait_for(want)
+            assert got == want, (got, proc.poll())
+        finally:
+            _stop(proc)
