@@ -119,8 +119,13 @@ def test_watch_moves_to_another_member_when_its_member_dies(kind: str) -> None:
             first = b"PUT\nw/1\na\n"
             assert out.wait_for(first) == first
             cluster.kill(0)
-            # One attempt with a long timeout (a retry could apply the put twice): it waits
-            # out the election if member 0 was the leader.
+            # Members 1 and 2 must agree on a live leader first: a proposal forwarded to the
+            # dead one is dropped (etcd answers "request timed out"), and a retry could apply
+            # the put twice.
+            deadline = time.monotonic() + 30
+            while cluster.leader(among=[1, 2]) == 0:
+                assert time.monotonic() < deadline, "no new leader"
+                time.sleep(0.1)
             cluster.put(1, b"w/2", b"b", timeout=30.0)
             want = first + b"PUT\nw/2\nb\n"
             got = out.wait_for(want)
