@@ -10,7 +10,9 @@ window. report.py prints the table and the kvstore/etcd ratios of a `--compare-e
 
 The workloads themselves (put, range, range-serializable, txn-cas, watch fan-out, lease
 grant/keepalive/revoke) are in workloads.py and use only the etcd v3 gRPC API, so kvstore and
-etcd are judged by exactly the same client code.
+etcd are judged by exactly the same client code. The watch fan-out's events are received by
+gowatch/main.go (etcd's Go clientv3; gowatch_build.py builds it from Debian's packaged
+sources) because a Python receiver cannot keep up with 100,000 events/s.
 
 Clusters (issue 5): cluster.py starts N members of either kind (--nodes); connections are
 spread over the members leader first, CPU is summed over the members and RSS is that of the

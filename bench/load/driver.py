@@ -4,8 +4,10 @@
 shape (conns x clients). Conns and clients are split as evenly as possible over `procs`
 workers (never more workers than clients); connections are numbered over all workers and
 connection k goes to endpoint k mod len(endpoints), so the members of a cluster get equal
-shares (10 conns over 3 members: 4, 3, 3; the first endpoint gets the extra ones); for the watch workload the watchers and streams
-are split instead and worker 0 also runs the putter. Every worker first connects and does
+shares (10 conns over 3 members: 4, 3, 3; the first endpoint gets the extra ones). For the
+watch workload, Python worker 0 runs the putter and the watchers go to the Go receiver
+(bench/load/gowatch, one process speaking the same protocol), or, with the Python client,
+are split over the workers with their streams. Every worker first connects and does
 its setup (so connection set-up and watch registration are outside the window), answers
 "ready", and is then given the same wall-clock start instant. Server CPU and RSS are
 sampled from /proc just before that instant and after the last worker has reported (for a
