@@ -18,7 +18,18 @@ import os
 import sys
 from collections.abc import Sequence
 
-from api.cli import concurrency, endpoint, kv, lease, maintenance, member, snapshot, txn, watch
+from api.cli import (
+    concurrency,
+    endpoint,
+    kv,
+    lease,
+    maintenance,
+    member,
+    mirror,
+    snapshot,
+    txn,
+    watch,
+)
 from api.cli.command import Command
 from api.cli.context import Ctx, Globals
 from api.cli.errors import EXIT_BAD_CONNECTION, EXIT_ERROR, EXIT_SUCCESS, CliError
@@ -30,7 +41,8 @@ __all__ = ["COMMANDS", "main"]
 
 COMMANDS: dict[tuple[str, ...], Command] = {
     c.path: c
-    for module in (kv, txn, watch, lease, member, endpoint, maintenance, snapshot, concurrency)
+    for module in (kv, txn, watch, lease, member, endpoint, maintenance, snapshot, concurrency,
+                   mirror)
     for c in module.COMMANDS
 }
 GROUPS = {

@@ -89,6 +89,13 @@ class Watcher:
 
     # ---- consumer side ----------------------------------------------------------------------
 
+    @property
+    def buffered(self) -> int:
+        """Events received and not yet taken (plus one once the watch has ended). A response's
+        events are queued together, so 0 right after taking an event means the rest of its
+        response has been taken too."""
+        return self._queue.qsize()
+
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iter()
 
