@@ -218,6 +218,21 @@ def _flag_rows(flags: Sequence[Flag]) -> list[tuple[str, str]]:
     return rows
 
 
+def root_usage(commands: Sequence[tuple[str, str]], version: str, api_version: str) -> str:
+    """`etcdctl --help`: every command with its short text, then the global flags."""
+    width = -(-(max(len(n) for n, _ in commands) + 1) // 8) * 8
+    lines = [n + "\t" * -(-(width - len(n)) // 8) + s for n, s in commands]
+    flags = (*GLOBAL_FLAGS, Flag("help", BOOL, False, "help for etcdctl", "h"))
+    return (
+        "NAME:\n\tetcdctl - A simple command line client for etcd3.\n\n"
+        "USAGE:\n\tetcdctl [flags]\n\n"
+        f"VERSION:\n\t{version}\n\n"
+        f"API VERSION:\n\t{api_version}\n\n\n"
+        "COMMANDS:\n" + "".join(f"\t{ln}\n" for ln in lines) + "\n"
+        "OPTIONS:\n" + "".join(f"{ln}\n" for ln in _tab_aligned(_flag_rows(flags))) + "\n"
+    )
+
+
 def usage(
     *, name: str, short: str, use: str, local: Sequence[Flag], description: str = "",
     subcommands: Sequence[tuple[str, str]] = (), api_version: bool = False,

@@ -33,7 +33,8 @@ from api.cli import (
 from api.cli.command import Command
 from api.cli.context import Ctx, Globals
 from api.cli.errors import EXIT_BAD_CONNECTION, EXIT_ERROR, EXIT_SUCCESS, CliError
-from api.cli.flags import BOOL, GLOBAL_FLAGS, FlagError, parse_flags, usage
+from api.cli.flags import BOOL, GLOBAL_FLAGS, FlagError, parse_flags, root_usage, usage
+from api.cli.maintenance import API_VERSION, ETCDCTL_VERSION
 from api.cli.output.base import Out
 from api.client import EtcdError
 
@@ -120,15 +121,18 @@ def _main(args: list[str], out: Out) -> int:
     if api not in ("3", "3.4", ""):
         out.err(f"Error: kvctl speaks only the v3 API (ETCDCTL_API={api})")
         return EXIT_ERROR
+    if args[:1] == ["help"]:  # cobra's `help [command]` is `[command] --help`
+        args = [*args[1:], "--help"] if len(args) > 1 else []
     path, rest, unknown = _split_command(args)
     if unknown is not None:
         msg = f'unknown command "{unknown}" for "etcdctl"'
         out.err(f"Error: {msg}\nRun 'etcdctl --help' for usage.")
         out.err(f"Error: {msg}")
         return EXIT_ERROR
-    if not path:
-        out.line("kvctl: an etcdctl 3.4-compatible client. Commands: " + ", ".join(
-            sorted({" ".join(p) for p in COMMANDS})))
+    if not path:  # `kvctl`, `kvctl --help`: etcdctl's root help
+        listed = [(" ".join(p), c.short) for p, c in COMMANDS.items()]
+        listed.append(("help", "Help about any command"))
+        out.stdout.write(root_usage(sorted(listed), ETCDCTL_VERSION, API_VERSION))
         return EXIT_SUCCESS
     command = COMMANDS.get(path)
     if command is None:  # a bare group such as `kvctl lease`
