@@ -514,13 +514,7 @@ class WatchHub:
                     last = rev
                 events = tuple(taken)
             w._buffered_events -= len(events)
-            if buf:
-                revision = last
-            else:  # progress_revision(w) for an empty buffer, inline (once per response)
-                seen = w._next_revision - 1
-                if w._group is _Group.SYNCED and self._notified_revision > seen:
-                    seen = self._notified_revision
-                revision = max(last, min(seen, self._store.current_revision))
+            revision = last if buf else max(last, self.progress_revision(w))
             if w._group is _Group.VICTIM and w._buffered_events <= self.buffer_events_max // 2:
                 del self._victims[w]
                 w._group = _Group.UNSYNCED
@@ -580,11 +574,10 @@ class WatchHub:
         return tuple(out)
 
     def _push(self, w: Watcher, rev: int, events: tuple[Event, ...]) -> None:
-        invariant(
-            not w._buffer or w._buffer[-1][0] < rev,
-            f"watcher {w.watch_id}: revision {rev} buffered out of order",
-        )
-        w._buffer.append((rev, events))
+        buf = w._buffer
+        if buf and buf[-1][0] >= rev:  # (the message is built only when it is needed)
+            invariant(False, f"watcher {w.watch_id}: revision {rev} buffered out of order")
+        buf.append((rev, events))
         w._buffered_events += len(events)
 
     def _add_synced(self, w: Watcher) -> None:
@@ -632,12 +625,11 @@ class WatchHub:
 class _FanOut:
     """One notify's delivery to synced watchers (WatchHub.notify's inner loop)."""
 
-    __slots__ = ("_keep", "became_ready", "hub", "previous", "room", "stripped", "victims")
+    __slots__ = ("_keep", "became_ready", "hub", "previous", "stripped", "victims")
 
     def __init__(self, hub: WatchHub, previous: int) -> None:
         self.hub = hub
         self.previous = previous
-        self.room = hub.buffer_events_max
         self.became_ready: list[Watcher] = []
         self.victims: list[Watcher] = []
         # _filter's cache is keyed by id(events tuple): keeping every matched tuple alive
@@ -648,7 +640,7 @@ class _FanOut:
     def deliver(self, ws: dict[Watcher, None], rev: int, matched: tuple[Event, ...]) -> None:
         """Buffer `matched` (revision `rev`) for each watcher of `ws` that wants it."""
         self._keep.append(matched)
-        hub, room, floor = self.hub, self.room, self.previous + 1
+        hub, floor = self.hub, self.previous + 1
         plain: tuple[Event, ...] | None = None
         for w in ws:
             if w._group is not _Group.SYNCED:
@@ -663,24 +655,18 @@ class _FanOut:
                 if plain is None:
                     plain = hub._filter(w, matched, self.stripped)
                 delivered = plain
-            w._next_revision = rev + 1
-            if not delivered:
-                continue
-            buffered = w._buffered_events
-            if buffered and buffered + len(delivered) > room:
+            if delivered and not hub._has_room(w, len(delivered)):
                 # Slow consumer: leave the live path at `rev`; the store keeps the rest.
                 w._next_revision = rev
                 w._group = _Group.VICTIM
                 self.victims.append(w)
                 continue
-            buf = w._buffer
-            if buf and buf[-1][0] >= rev:
-                invariant(False, f"watcher {w.watch_id}: revision {rev} buffered out of order")
-            buf.append((rev, delivered))
-            w._buffered_events = buffered + len(delivered)
-            if not buffered and w.on_ready is not None:
-                self.became_ready.append(w)
-
+            w._next_revision = rev + 1
+            if delivered:
+                was_empty = not w._buffered_events
+                hub._push(w, rev, delivered)
+                if was_empty and w.on_ready is not None:
+                    self.became_ready.append(w)
 
 def _group_by_revision(events: Sequence[Event]) -> list[tuple[int, list[Event]]]:
     groups: list[tuple[int, list[Event]]] = []

@@ -220,15 +220,13 @@ def _flag_rows(flags: Sequence[Flag]) -> list[tuple[str, str]]:
 
 def root_usage(commands: Sequence[tuple[str, str]], version: str, api_version: str) -> str:
     """`etcdctl --help`: every command with its short text, then the global flags."""
-    width = -(-(max(len(n) for n, _ in commands) + 1) // 8) * 8
-    lines = [n + "\t" * -(-(width - len(n)) // 8) + s for n, s in commands]
     flags = (*GLOBAL_FLAGS, Flag("help", BOOL, False, "help for etcdctl", "h"))
     return (
         "NAME:\n\tetcdctl - A simple command line client for etcd3.\n\n"
         "USAGE:\n\tetcdctl [flags]\n\n"
         f"VERSION:\n\t{version}\n\n"
         f"API VERSION:\n\t{api_version}\n\n\n"
-        "COMMANDS:\n" + "".join(f"\t{ln}\n" for ln in lines) + "\n"
+        "COMMANDS:\n" + "".join(f"\t{ln}\n" for ln in _tab_aligned(commands)) + "\n"
         "OPTIONS:\n" + "".join(f"{ln}\n" for ln in _tab_aligned(_flag_rows(flags))) + "\n"
     )
 
@@ -244,10 +242,7 @@ def usage(
     if api_version:
         parts.append("API VERSION:\n\t3.4\n\n")
     if subcommands:
-        width = max(len(n) for n, _ in subcommands) + 1
-        width = -(-width // 8) * 8
-        lines = [n + "\t" * -(-(width - len(n)) // 8) + s for n, s in subcommands]
-        parts.append("COMMANDS:\n" + "\n".join("\t" + ln for ln in lines) + "\n")
+        parts.append("COMMANDS:\n" + "\n".join("\t" + ln for ln in _tab_aligned(subcommands)) + "\n")
     parts.append("OPTIONS:\n" + "\n".join(_tab_aligned(_flag_rows(local))) + "\n")
     parts.append("GLOBAL OPTIONS:\n" + "\n".join(_tab_aligned(_flag_rows(GLOBAL_FLAGS))) + "\n")
     return "\n".join(parts) + "\n"

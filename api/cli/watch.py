@@ -19,6 +19,8 @@ import sys
 from collections import deque
 from collections.abc import AsyncIterator
 
+import grpc
+
 from api.cli.command import Command, bad_args
 from api.cli.context import Ctx
 from api.cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID_INPUT, CliError
@@ -62,16 +64,10 @@ def _create_request(args: list[str], v: dict[str, object]) -> rpc_pb2.WatchReque
     return rpc_pb2.WatchRequest(create_request=create)
 
 
-def _server_went_away(exc: Exception) -> bool:
+def _server_went_away(exc: grpc.RpcError) -> bool:
     """A broken connection (resume elsewhere or later), not an answer from a live server.
     "no leader" is an answer: clientv3 ends a require-leader watch on it."""
-    code = getattr(exc, "code", None)
-    details = getattr(exc, "details", None)
-    if code is None or details is None:
-        return False
-    import grpc
-
-    return bool(code() == grpc.StatusCode.UNAVAILABLE and "no leader" not in (details() or ""))
+    return bool(exc.code() == grpc.StatusCode.UNAVAILABLE and "no leader" not in (exc.details() or ""))
 
 
 def _is_progress(r: rpc_pb2.WatchResponse) -> bool:
@@ -151,8 +147,6 @@ class _Session:
 
     async def run(self) -> int:
         """Print responses until the server cancels a watch (exit 5) or the stream fails."""
-        import grpc
-
         conn = self.ctx.client.conn
         pause = RETRY_PAUSE_MIN_S
         while True:

@@ -40,7 +40,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from api.grpc._common import ServiceLimits, header_pb, require_leader, stream_rpc
@@ -281,7 +281,7 @@ class _WatchStream:
 
     def _batch_responses(
         self, batch: WatchBatch, header: Header
-    ) -> list[rpc_pb2.WatchResponse | bytes]:
+    ) -> Sequence[rpc_pb2.WatchResponse | bytes]:
         if batch.events and batch.watch_id in self.progress_idle:
             self.progress_idle[batch.watch_id] = False
         if not batch.compact_revision and batch.watch_id not in self.fragment_ids:
@@ -300,7 +300,7 @@ class _WatchStream:
             self._forget(batch.watch_id)
             return [response]
         limit = self.limits.max_request_bytes + FRAGMENT_OVERHEAD_BYTES
-        return list(fragment_response(response, limit))
+        return fragment_response(response, limit)
 
     def _progress_response(self) -> rpc_pb2.WatchResponse | None:
         """The answer to a pending progress request, once nothing older is left to send."""

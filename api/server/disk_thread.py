@@ -3,8 +3,8 @@
 `await disk.run(fn, *args)` runs fn on the thread and resumes the caller with its result.
 It does what `loop.run_in_executor` on a one-thread pool did, with less in between: one
 queue put on the way there and one `call_soon_threadsafe` on the way back, with no
-concurrent.futures.Future chained to an asyncio one (measured: ~50 us per round trip
-against ~77 us, and a single-client put makes one round trip).
+concurrent.futures.Future chained to an asyncio one (a single-client put makes one round
+trip, so its cost is in every such put's latency).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -
 
 
 class DiskThread:
+    """One thread running submitted work in order; see the module docstring."""
+
     def __init__(self, name: str = "disk") -> None:
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._closed = False
