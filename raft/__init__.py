@@ -22,7 +22,7 @@ from raft.errors import (
     UnavailableError,
 )
 from raft.raw_node import RawNode
-from raft.ready import Ready
+from raft.ready import Ready, sends_before_persist
 from raft.storage import LogStorage, MemoryStorage
 from raft.types import (
     NONE,
@@ -85,4 +85,5 @@ __all__ = [
     "describe_entry",
     "describe_message",
     "describe_ready",
+    "sends_before_persist",
 ]

@@ -17,11 +17,16 @@ below in this order, then call `RawNode.advance(ready)` before asking for the ne
      depend on HardState.term and HardState.vote being durable (one vote per term must
      survive a crash);
    - MsgAppResp (accepting entries) depends on the entries being durable: the leader counts
-     the acknowledgement towards a commit quorum;
-   - MsgApp and MsgSnap from a leader carry a commit index that may count the leader's own
-     not-yet-durable entries. Raft thesis §10.2.1 allows a leader to send MsgApp in parallel
-     with its own fsync, provided it does not count itself before the fsync; this core does
-     NOT implement that optimisation, so everything is sent after step 2.
+     the acknowledgement towards a commit quorum.
+   The one exception, Raft thesis 10.2.1: when `sends_before_persist(...)` says so (a
+   leader's Ready that changes neither term nor vote), the messages may go out BEFORE
+   step 1, so the leader's fsync runs in parallel with its followers' appends. That is
+   safe because a leader's messages promise nothing about its own disk: the leader counts
+   its own entries towards a commit quorum before they are durable, but a commit index
+   that needs them can only be reached from acknowledgements of this Ready's MsgApps, so
+   it first appears in a later Ready, which `ready()` hands out only after this one's
+   `advance()`, i.e. after step 2. Without that exception the rule above holds for every
+   message.
    Messages may be dropped, duplicated or reordered by the network: Raft tolerates that.
    A MsgSnap carries a Snapshot whose `data` the application streams to the peer; afterwards
    it calls `report_snapshot(peer, ok)`. Unreachable peers are reported via
@@ -45,7 +50,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from raft.types import Entry, HardState, Message, ReadState, Snapshot, SoftState, hot_record
+from raft.types import (
+    Entry,
+    HardState,
+    Message,
+    ReadState,
+    Snapshot,
+    SoftState,
+    StateType,
+    hot_record,
+)
 
 
 @hot_record
@@ -94,3 +108,16 @@ def must_sync(
         or hard_state.vote != prev.vote
         or hard_state.term != prev.term
     )
+
+
+def sends_before_persist(rd: Ready, soft: SoftState, persisted: HardState) -> bool:
+    """Whether `rd.messages` may be sent before `rd` is persisted (the contract's step 3
+    exception): `soft` is the node's soft state before this Ready, `persisted` its durable
+    HardState. Only a leader qualifies, and only if the Ready changes neither term nor vote:
+    a leader elected alone (a single voter) gets its new term in the same Ready as its first
+    MsgApp to learners, and that term must be durable before anyone hears of it."""
+    state = rd.soft_state.raft_state if rd.soft_state is not None else soft.raft_state
+    if state is not StateType.LEADER:
+        return False
+    hs = rd.hard_state
+    return hs is None or (hs.term == persisted.term and hs.vote == persisted.vote)

@@ -86,9 +86,11 @@ from raft import (
     ProposalDroppedError,
     RawNode,
     Ready,
+    SoftState,
     StateType,
     StepLocalMsgError,
     StepPeerNotFoundError,
+    sends_before_persist,
 )
 from raft.types import ConfChange
 from wal import WalError
@@ -421,6 +423,12 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
 
     async def _handle_ready(self, rd: Ready) -> None:
         loop = asyncio.get_running_loop()
+        # A leader's messages go out before its own fsync, which then runs in parallel with
+        # the followers' (Raft thesis 10.2.1; why that is safe: raft/ready.py, step 3).
+        early = bool(rd.messages) and sends_before_persist(
+            rd, SoftState(self._lead, self._role), self._disk.storage.hard_state())
+        if early:
+            self._replication.send(rd.messages)
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.lead, rd.soft_state.raft_state)
         if rd.hard_state is not None:
@@ -438,7 +446,7 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
             # on applying: a follower's ack or the leader's appends do not wait for the
             # LMDB commit of earlier entries. (Even a commit-only Ready goes to the disk
             # thread: its WAL write and LMDB commit must not block the event loop.)
-            sent_early = bool(rd.messages) and bool(items)
+            sent_early = not early and bool(rd.messages) and bool(items)
             on_persisted = (
                 (lambda: loop.call_soon_threadsafe(self._replication.send, rd.messages))
                 if sent_early else None
@@ -453,7 +461,7 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
             self._after_snapshot_installed(rd.snapshot.metadata, snapshot_body)
         if rd.hard_state is not None:
             METRICS.proposals_committed_total.set(rd.hard_state.commit)
-        if rd.messages and not (kv_only is not None and sent_early):
+        if rd.messages and not early and not (kv_only is not None and sent_early):
             self._replication.send(rd.messages)
         if kv_only is not None:
             self._deliver(items, proposal_ids, outcomes)

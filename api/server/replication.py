@@ -2,7 +2,8 @@
 bodies received from the leader.
 
 Messages of a Ready go out through `send()` once that Ready is durable (the node calls it
-in step 3 of the Ready contract). A MsgSnap is special: its body is a bundle file
+in step 3 of the Ready contract, or earlier for a leader: raft/ready.py), commit-only
+MsgApps after a short hold (commit_hold.py). A MsgSnap is special: its body is a bundle file
 (snapshot_bundle.py) built on the read pool from the store and streamed by the transport;
 the file is deleted when the transport reports the outcome, which goes back to raft as
 `report_snapshot`. A bundle that arrives is parked under its (index, term) and the MsgSnap
@@ -20,6 +21,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
+from api.server.commit_hold import CommitHold
 from api.server.transport import Transport
 from raft import Message, MessageType
 
@@ -70,6 +72,7 @@ class Replication:
             members_provider=members_provider,
             on_removed=on_removed,
         )
+        self._hold = CommitHold(self.transport.send)
 
     async def start(self) -> None:
         for name in os.listdir(self._snapshot_dir):  # leftovers of a crash
@@ -78,6 +81,7 @@ class Replication:
         await self.transport.start()
 
     async def stop(self) -> None:
+        self._hold.close()
         for task in list(self._tasks):
             task.cancel()
         await self.transport.stop()
@@ -104,7 +108,7 @@ class Replication:
     def send(self, messages: Sequence[Message]) -> None:
         normal = [m for m in messages if m.type is not MessageType.SNAP]
         if normal:
-            self.transport.send(normal)
+            self._hold.send(normal)
         for m in messages:
             if m.type is MessageType.SNAP:
                 self._spawn(self._send_snapshot(m))

@@ -53,6 +53,7 @@ from api.server.transport_wire import (
     HEADER_BYTES,
     PROTOCOL_VERSION,
     FrameKind,
+    FrameSplitter,
     Handshake,
     HandshakeRefusedError,
     ProtocolError,
@@ -63,7 +64,6 @@ from api.server.transport_wire import (
     expect_frame,
     invariant,
     parse_peer_url,
-    read_frame,
     unpack_list,
 )
 from raft.types import Message, MessageType
@@ -75,6 +75,7 @@ log = logging.getLogger("kvstore.transport")
 QUEUE_MESSAGES_MAX = 4096  # etcd's streamBufSize
 UNREACHABLE_REPORT_INTERVAL_S = 0.1
 INBOUND_CONNECTIONS_MAX = 256
+READ_CHUNK_BYTES = 256 * 1024
 SNAPSHOTS_RECEIVING_MAX = 4
 SNAPSHOT_BYTES_MAX = 16 * 1024**3
 STOP_TIMEOUT_S = 2.0
@@ -282,6 +283,7 @@ class Transport:
         data must fit in a frame); snapshots with a body file go through send_snapshot."""
         blocked = self._blocked_ids
         streams = self._streams
+        touched: set[PeerStream] = set()
         for msg in messages:
             to = msg.to
             if to in blocked:
@@ -290,9 +292,13 @@ class Transport:
             if stream is None:
                 log.debug("dropped %s to unknown peer %x", msg.type.value, to)
                 self._report_unreachable(to)
-            elif not stream.enqueue(msg):
+            elif stream.enqueue(msg):
+                touched.add(stream)
+            else:
                 stream.sent_failures.inc()
                 self._report_unreachable(to)
+        for stream in touched:
+            stream.flush()
 
     def _report_unreachable(self, peer_id: int) -> None:
         now = time.monotonic()
@@ -444,22 +450,27 @@ class Transport:
         self._inbound_by_peer[from_id] = writer
         received = _RECEIVED_BYTES.labels(f"{from_id:x}")
         on_message = self._on_message
+        splitter = FrameSplitter()
         while True:
-            kind, payload = await read_frame(reader)
-            if kind != FrameKind.MESSAGE:
-                raise ProtocolError(f"unexpected frame kind {kind} on a message stream")
-            received.inc(len(payload) + HEADER_BYTES)
-            if from_id in self._blocked_ids:
-                continue  # test partition
-            msg = decode_message(payload)
-            if msg.from_ != from_id or msg.to != self.member_id:
-                raise ProtocolError(
-                    f"message {msg.from_:x}->{msg.to:x} on the stream {from_id:x}->{self.member_id:x}"
-                )
-            try:
-                on_message(msg)
-            except Exception:  # a node bug must not take the connection down with it
-                log.exception("on_message failed for %s from %x", msg.type.value, from_id)
+            data = await reader.read(READ_CHUNK_BYTES)
+            if not data:
+                raise asyncio.IncompleteReadError(b"", splitter.pending_bytes or None)
+            for kind, payload in splitter.feed(data):
+                if kind != FrameKind.MESSAGE:
+                    raise ProtocolError(f"unexpected frame kind {kind} on a message stream")
+                received.inc(len(payload) + HEADER_BYTES)
+                if from_id in self._blocked_ids:
+                    continue  # test partition
+                msg = decode_message(payload)
+                if msg.from_ != from_id or msg.to != self.member_id:
+                    raise ProtocolError(
+                        f"message {msg.from_:x}->{msg.to:x} on the stream "
+                        f"{from_id:x}->{self.member_id:x}"
+                    )
+                try:
+                    on_message(msg)
+                except Exception:  # a node bug must not take the connection down with it
+                    log.exception("on_message failed for %s from %x", msg.type.value, from_id)
 
     # ------------------------------------------------------------------ test partition
 

@@ -1,19 +1,22 @@
-"""One outbound MESSAGE stream to one peer: a bounded queue, a writer task, reconnects.
+"""One outbound MESSAGE stream to one peer: a bounded pending list, a writer task, reconnects.
 
 Theory of operation. `PeerStream.enqueue` is called from `Transport.send` and never waits:
-it puts the message on a bounded `asyncio.Queue` or refuses it (the caller then drops it and
-reports the peer unreachable). The writer task (`_run`) owns the connection:
+it appends the message to a bounded pending list or refuses it (the caller then drops it and
+reports the peer unreachable). Once a send's messages are queued, `Transport.send` calls
+`flush`, which encodes everything pending for the peer and writes it with one `write()`
+right there: one system call per peer per Ready, and no task switch between the node loop
+and the socket. The writer task (`_run`) owns the connection:
 
     connecting --handshake ok--> streaming --write error / EOF--> backoff --timer--> connecting
         `----------refused or failed-------------------------------^
 
-While streaming, each flush takes everything queued, encodes it, and writes it with one
-`write()` + `drain()`, so the next batch accumulates while the previous one is on the wire.
-`drain()` has a timeout: a peer that stops reading is treated as a broken connection rather
-than allowed to hold the writer (its queue fills meanwhile and new messages are dropped).
+While streaming, it only wakes when there is something `flush` cannot do itself: the kernel
+left bytes in the transport's buffer (the task drains them, with a timeout: a peer that
+stops reading is treated as a broken connection, and while it drains new messages stay
+pending and, once the list is full, are dropped), or the connection broke.
 
 Messages are accepted while connecting or streaming; during backoff they are refused at once
-and whatever was queued is dropped, because it would be stale by the time the peer is back
+and whatever was pending is dropped, because it would be stale by the time the peer is back
 and Raft resends from the leader's progress anyway. Backoff starts at BACKOFF_MIN_S and
 doubles to BACKOFF_MAX_S, scaled by a random factor in [0.5, 1) so members do not reconnect
 in lock step.
@@ -103,7 +106,10 @@ class PeerStream:
         self._rng = rng
         self._report_unreachable = report_unreachable
         self._blocked_ids = blocked_ids
-        self.queue: asyncio.Queue[Message | None] = asyncio.Queue(queue_messages_max)
+        self._pending: list[Message] = []
+        self._pending_max = queue_messages_max
+        self._wake = asyncio.Event()  # the writer task has work: drain, or a broken stream
+        self._draining = False  # bytes wait in the transport's buffer: flush must wait
         self.accepting = True  # false during backoff: messages are refused at once
         self.closed = False
         self.active_since: float | None = None  # monotonic time the current stream started
@@ -127,21 +133,25 @@ class PeerStream:
             self.task.cancel()
 
     def enqueue(self, msg: Message) -> bool:
-        if not self.accepting:
+        if not self.accepting or len(self._pending) >= self._pending_max:
             return False
-        try:
-            self.queue.put_nowait(msg)
-        except asyncio.QueueFull:
-            return False
+        self._pending.append(msg)
         return True
 
+    def flush(self) -> None:
+        """Write what is pending now, unless the stream is not up or is draining."""
+        if self._pending and self._writer is not None and not self._draining:
+            try:
+                self._write_pending(self._writer)
+            except Exception:  # a bug here must not reach the node loop: fail the stream
+                log.exception("stream writer to peer %x failed", self.peer_id)
+                self._broken = True
+                self._wake.set()
+
     def _drop_queued(self) -> None:
-        dropped = 0
-        while not self.queue.empty():
-            if self.queue.get_nowait() is not None:
-                dropped += 1
-        if dropped:
-            self.sent_failures.inc(dropped)
+        if self._pending:
+            self.sent_failures.inc(len(self._pending))
+            self._pending = []
 
     def _failed(self, what: str, exc: BaseException) -> None:
         self.accepting = False
@@ -222,41 +232,47 @@ class PeerStream:
             await reader.read(1)
         self._broken = True
         writer.close()
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)  # wake the writer if it waits on an empty queue
+        self._wake.set()
 
     async def _pump(self, writer: asyncio.StreamWriter) -> None:
-        queue = self.queue
+        """The writer task's part while streaming: first send what queued up while
+        connecting, then drain whenever `flush` left bytes behind."""
+        self._draining = False
+        self._wake.set()
         while not self.closed:
-            first = await queue.get()
-            if self._broken or first is None:
-                raise ConnectionResetError("peer closed the stream")
-            batch = [first]
-            while not queue.empty():
-                msg = queue.get_nowait()
-                if msg is None:
-                    break
-                batch.append(msg)
-            frames = []
-            blocked = self.peer_id in self._blocked_ids()
-            for msg in batch:
-                if blocked:
-                    continue  # TEST-ONLY partition: also drop what was queued before it
-                try:
-                    payload = encode_message(msg)
-                    if len(payload) > FRAME_BYTES_MAX:
-                        raise ValueError(f"{len(payload)} bytes exceed the frame limit")
-                except ValueError as exc:  # a value the wire cannot carry: a bug upstream
-                    log.error("dropped an unencodable %s to %x: %s", msg.type.value, self.peer_id, exc)
-                    self.sent_failures.inc()
-                    continue
-                frames.append(frame_header(FrameKind.MESSAGE, len(payload)))
-                frames.append(payload)
-            if not frames:
-                continue
-            data = b"".join(frames)
-            writer.write(data)
-            await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+            await self._wake.wait()
+            self._wake.clear()
             if self._broken:
                 raise ConnectionResetError("peer closed the stream")
-            self.sent_bytes.inc(len(data))
+            if self._draining:
+                await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+                self._draining = False
+            if self._pending:
+                self._write_pending(writer)
+
+    def _write_pending(self, writer: asyncio.StreamWriter) -> None:
+        batch, self._pending = self._pending, []
+        if self.peer_id in self._blocked_ids():
+            return  # TEST-ONLY partition: also drop what was queued before it
+        frames = []
+        for msg in batch:
+            try:
+                payload = encode_message(msg)
+                if len(payload) > FRAME_BYTES_MAX:
+                    raise ValueError(f"{len(payload)} bytes exceed the frame limit")
+            except ValueError as exc:  # a value the wire cannot carry: a bug upstream
+                log.error("dropped an unencodable %s to %x: %s", msg.type.value, self.peer_id, exc)
+                self.sent_failures.inc()
+                continue
+            frames.append(frame_header(FrameKind.MESSAGE, len(payload)))
+            frames.append(payload)
+        if not frames:
+            return
+        data = b"".join(frames)
+        writer.write(data)
+        self.sent_bytes.inc(len(data))
+        # The kernel usually takes the whole batch at once; bytes it left in the transport's
+        # buffer make the writer task drain before anything more is written.
+        if writer.transport.get_write_buffer_size():
+            self._draining = True
+            self._wake.set()

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from raft.errors import ConfChangeError, RaftError, StepPeerNotFoundError
 from raft.raw_node import RawNode
+from raft.ready import sends_before_persist
 from raft.storage import MemoryStorage
 from raft.testing import workload
 from raft.testing.checkers import LogView, ReadRecord, SafetyChecker, SimViolation
@@ -277,14 +278,21 @@ class Simulation:
         crash = node.crash_point
         self.event("ready", node.id, rd.hard_state, len(rd.entries), len(rd.messages),
                     [e.index for e in rd.committed_entries[-1:]], rd.snapshot is not None)
+        # A leader sends first, in parallel with its own fsync (Raft thesis 10.2.1), as
+        # api/server/node.py does; a crash scheduled after the snapshot step then dies with
+        # the messages out and nothing persisted.
+        early = self.mutation == "send-before-persist" or sends_before_persist(
+            rd, node.soft, disk.hard_state())
+        if early:
+            for m in rd.messages:
+                self._send_checked(node, m)
         # 1. The snapshot.
         if rd.snapshot is not None:
             disk.apply_snapshot(rd.snapshot)
-            if crash is CrashPoint.AFTER_SNAPSHOT:
-                return self.crash(node)
-        if self.mutation == "send-before-persist":
-            for m in rd.messages:
-                self._send_checked(node, m)
+        if crash is CrashPoint.AFTER_SNAPSHOT:
+            if early and rd.entries and rd.messages:
+                self.count("crashes_after_early_send")  # the window 10.2.1 opens
+            return self.crash(node)
         # 2. Entries, then hard state.
         if rd.entries:
             first = rd.entries[0].index
@@ -310,7 +318,7 @@ class Simulation:
             return self.crash(node)
         self._observe(node, rd.soft_state)
         # 3. Messages, only now that what they promise is durable.
-        if self.mutation != "send-before-persist":
+        if not early:
             for m in rd.messages:
                 self._send_checked(node, m)
         if crash is CrashPoint.AFTER_SEND:

@@ -48,6 +48,7 @@ EXPECTED_ALL = {
     "describe_entry",
     "describe_message",
     "describe_ready",
+    "sends_before_persist",
 }
 
 FORBIDDEN = {"asyncio", "os", "socket", "time", "threading", "subprocess", "pickle", "select"}
