@@ -39,12 +39,17 @@ class DiskThread:
         self._thread.start()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.submit(fn, *args)
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue fn at once and return the future of its result, so the caller can do
+        something else on the loop (e.g. send) while the thread works."""
         if self._closed:
             raise RuntimeError("disk thread is shut down")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._queue.put((loop, fut, fn, args))
-        return await fut
+        return fut
 
     def shutdown(self) -> None:
         """Finish the queued work and stop the thread."""

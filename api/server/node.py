@@ -423,12 +423,12 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
 
     async def _handle_ready(self, rd: Ready) -> None:
         loop = asyncio.get_running_loop()
-        # A leader's messages go out before its own fsync, which then runs in parallel with
-        # the followers' (Raft thesis 10.2.1; why that is safe: raft/ready.py, step 3).
+        # A leader's messages go out before its own fsync is done, which then runs in
+        # parallel with the followers' (Raft thesis 10.2.1; why that is safe: raft/ready.py,
+        # step 3). They are sent right after the disk work is queued, so the disk thread
+        # starts while the loop writes to the sockets.
         early = bool(rd.messages) and sends_before_persist(
             rd, SoftState(self._lead, self._role), self._disk.storage.hard_state())
-        if early:
-            self._replication.send(rd.messages)
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.lead, rd.soft_state.raft_state)
         if rd.hard_state is not None:
@@ -451,12 +451,19 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
                 (lambda: loop.call_soon_threadsafe(self._replication.send, rd.messages))
                 if sent_early else None
             )
-            outcomes = await self._disk_thread.run(
-                self._persist_and_apply, rd, items, on_persisted)
+            applied = self._disk_thread.submit(self._persist_and_apply, rd, items, on_persisted)
+            if early:
+                self._replication.send(rd.messages)
+            outcomes = await applied
             self._disk.install(rd)
         elif rd.snapshot is not None or rd.hard_state is not None or rd.entries:
-            await self._disk_thread.run(self._persist_timed, rd, snapshot_body)
+            persisted = self._disk_thread.submit(self._persist_timed, rd, snapshot_body)
+            if early:
+                self._replication.send(rd.messages)
+            await persisted
             self._disk.install(rd, snapshot_body=snapshot_body)
+        elif early:
+            self._replication.send(rd.messages)
         if rd.snapshot is not None:
             self._after_snapshot_installed(rd.snapshot.metadata, snapshot_body)
         if rd.hard_state is not None:
