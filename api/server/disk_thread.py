@@ -1,6 +1,8 @@
 """The member's disk thread: WAL writes, fsyncs and LMDB commits, in submission order.
 
 `await disk.run(fn, *args)` runs fn on the thread and resumes the caller with its result.
+`idle` is True while no such call is in flight: only then may the loop touch the WAL or
+write LMDB itself (node.py does, for small work that needs no fsync).
 It does what `loop.run_in_executor` on a one-thread pool did, with less in between: one
 queue put on the way there and one `call_soon_threadsafe` on the way back, with no
 concurrent.futures.Future chained to an asyncio one (a single-client put makes one round
@@ -20,7 +22,10 @@ T = TypeVar("T")
 _Work = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
 
 
-def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+def _resolve(
+    owner: DiskThread, fut: asyncio.Future[Any], result: Any, exc: BaseException | None
+) -> None:
+    owner._inflight -= 1
     if fut.cancelled():
         return
     if exc is not None:
@@ -35,6 +40,7 @@ class DiskThread:
     def __init__(self, name: str = "disk") -> None:
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._closed = False
+        self._inflight = 0  # submitted and not yet resolved; touched only on the loop thread
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
@@ -48,8 +54,13 @@ class DiskThread:
             raise RuntimeError("disk thread is shut down")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
+        self._inflight += 1
         self._queue.put((loop, fut, fn, args))
         return fut
+
+    @property
+    def idle(self) -> bool:
+        return self._inflight == 0
 
     def shutdown(self) -> None:
         """Finish the queued work and stop the thread."""
@@ -71,10 +82,9 @@ class DiskThread:
             else:
                 self._call_back(loop, fut, result, None)
 
-    @staticmethod
-    def _call_back(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], result: Any,
+    def _call_back(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], result: Any,
                    exc: BaseException | None) -> None:
         try:
-            loop.call_soon_threadsafe(_resolve, fut, result, exc)
+            loop.call_soon_threadsafe(_resolve, self, fut, result, exc)
         except RuntimeError:
             pass  # the loop is closed: nobody is waiting any more

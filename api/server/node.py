@@ -33,7 +33,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -101,6 +101,7 @@ _KV_REQUESTS = (
     PutRequest, DeleteRangeRequest, TxnRequest, CompactionRequest,
     LeaseGrantRequest, LeaseRevokeRequest, LeaseCheckpointRequest,
 )
+ON_LOOP_APPLY_MAX = 64  # committed entries a no-fsync Ready may apply on the loop
 PROPOSALS_PER_BATCH_MAX = 4096
 PENDING_PROPOSALS_MAX = 100_000
 WATCH_SYNC_EVENTS_MAX = 10_000
@@ -112,6 +113,18 @@ def _has_writes(req: TxnRequest) -> bool:
             return True
         if isinstance(op, TxnRequest) and _has_writes(op):
             return True
+    return False
+
+
+def _bounded(req: object) -> bool:
+    """Whether applying `req` is small, bounded work: no ranges over many keys, no
+    compaction, no lease revoke (which deletes however many keys the lease holds)."""
+    if isinstance(req, PutRequest | LeaseGrantRequest | LeaseCheckpointRequest):
+        return True
+    if isinstance(req, RangeRequest | DeleteRangeRequest):
+        return not req.range_end
+    if isinstance(req, TxnRequest):
+        return all(_bounded(op) for op in (*req.success, *req.failure))
     return False
 
 
@@ -440,35 +453,39 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
         # applying share one trip to the disk thread (one hand-off less per batch). Applying
         # before the messages go out is safe: only committed entries are applied.
         kv_only = self._kv_only(rd) if rd.snapshot is None and rd.committed_entries else None
-        if kv_only is not None:
-            items, proposal_ids = kv_only
-            # The messages leave as soon as the fsync is done, while the disk thread goes
-            # on applying: a follower's ack or the leader's appends do not wait for the
-            # LMDB commit of earlier entries. (Even a commit-only Ready goes to the disk
-            # thread: its WAL write and LMDB commit must not block the event loop.)
-            sent_early = not early and bool(rd.messages) and bool(items)
-            on_persisted = (
-                (lambda: loop.call_soon_threadsafe(self._replication.send, rd.messages))
-                if sent_early else None
-            )
-            applied = self._disk_thread.submit(self._persist_and_apply, rd, items, on_persisted)
-            if early:
-                self._replication.send(rd.messages)
-            outcomes = await applied
+        items, proposal_ids = kv_only if kv_only is not None else ([], [])
+        outcomes: list[ApplyOutcome] = []
+        sent = False
+        if kv_only is None and rd.snapshot is None and rd.hard_state is None and not rd.entries:
+            pass  # nothing to persist
+        elif self._on_loop(rd, items):
+            outcomes = self._persist_and_apply(rd, items)
             self._disk.install(rd)
-        elif rd.snapshot is not None or rd.hard_state is not None or rd.entries:
-            persisted = self._disk_thread.submit(self._persist_timed, rd, snapshot_body)
+        else:
+            on_persisted = None
+            if kv_only is not None and items and rd.messages and not early:
+                # The messages leave as soon as the fsync is done, while the disk thread
+                # goes on applying: a follower's ack does not wait for the LMDB commit.
+                def on_persisted() -> None:
+                    loop.call_soon_threadsafe(self._replication.send, rd.messages)
+                sent = True
+            work: asyncio.Future[Any] = (
+                self._disk_thread.submit(self._persist_and_apply, rd, items, on_persisted)
+                if kv_only is not None
+                else self._disk_thread.submit(self._persist_timed, rd, snapshot_body)
+            )
             if early:
                 self._replication.send(rd.messages)
-            await persisted
+                sent = True
+            result = await work
+            if kv_only is not None:
+                outcomes = result
             self._disk.install(rd, snapshot_body=snapshot_body)
-        elif early:
-            self._replication.send(rd.messages)
         if rd.snapshot is not None:
             self._after_snapshot_installed(rd.snapshot.metadata, snapshot_body)
         if rd.hard_state is not None:
             METRICS.proposals_committed_total.set(rd.hard_state.commit)
-        if rd.messages and not early and not (kv_only is not None and sent_early):
+        if rd.messages and not sent:
             self._replication.send(rd.messages)
         if kv_only is not None:
             self._deliver(items, proposal_ids, outcomes)
@@ -481,6 +498,19 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
                     fut.set_result(rs.index)
         self._raw.advance(rd)
         await self._maybe_snapshot()
+
+    def _on_loop(self, rd: Ready, items: Sequence[tuple[int, int, Request]]) -> bool:
+        """Whether this Ready's disk work runs on the loop instead of the disk thread: when
+        it needs no fsync (a commit index to buffer in the WAL, at most a small, bounded
+        apply) and the thread is idle, so nothing there can race the WAL or an LMDB write.
+        A trip to the thread and back costs two wake-ups (about 100 us here) and the apply
+        itself runs slower on a thread that just woke up; on the loop that work holds the
+        GIL either way. An fsync never runs here: the loop must not wait on the disk."""
+        if rd.must_sync or rd.snapshot is not None or not self._disk_thread.idle:
+            return False
+        if len(items) > ON_LOOP_APPLY_MAX:
+            return False
+        return all(_bounded(request) for _index, _term, request in items)
 
     def _kv_only(self, rd: Ready) -> tuple[list[tuple[int, int, Request]], list[int]] | None:
         """The committed entries as one store batch, or None if any is not a KV request."""
@@ -499,7 +529,7 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
         return items, proposal_ids
 
     def _persist_and_apply(
-        self, rd: Ready, items: list[tuple[int, int, Request]],
+        self, rd: Ready, items: Sequence[tuple[int, int, Request]],
         on_persisted: Callable[[], object] | None = None,
     ) -> list[ApplyOutcome]:
         if rd.hard_state is not None or rd.entries:
@@ -514,7 +544,7 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
         if rd.must_sync:
             METRICS.wal_fsync_duration_seconds.observe(time.perf_counter() - start)
 
-    def _apply_timed(self, items: list[tuple[int, int, Request]]) -> list[ApplyOutcome]:
+    def _apply_timed(self, items: Sequence[tuple[int, int, Request]]) -> list[ApplyOutcome]:
         start = time.perf_counter()
         outcomes = self._store.apply_batch(items)
         METRICS.backend_commit_duration_seconds.observe(time.perf_counter() - start)
