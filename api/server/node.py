@@ -33,7 +33,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -435,11 +435,8 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
             self._raw.read_index(ctx)
 
     async def _handle_ready(self, rd: Ready) -> None:
-        loop = asyncio.get_running_loop()
-        # A leader's messages go out before its own fsync is done, which then runs in
-        # parallel with the followers' (Raft thesis 10.2.1; why that is safe: raft/ready.py,
-        # step 3). They are sent right after the disk work is queued, so the disk thread
-        # starts while the loop writes to the sockets.
+        # A leader's messages go out before its own fsync, which then runs in parallel with
+        # the followers' (Raft thesis 10.2.1; why that is safe: raft/ready.py, step 3).
         early = bool(rd.messages) and sends_before_persist(
             rd, SoftState(self._lead, self._role), self._disk.storage.hard_state())
         if rd.soft_state is not None:
@@ -462,24 +459,25 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
             outcomes = self._persist_and_apply(rd, items)
             self._disk.install(rd)
         else:
-            on_persisted = None
-            if kv_only is not None and items and rd.messages and not early:
-                # The messages leave as soon as the fsync is done, while the disk thread
-                # goes on applying: a follower's ack does not wait for the LMDB commit.
-                def on_persisted() -> None:
-                    loop.call_soon_threadsafe(self._replication.send, rd.messages)
-                sent = True
-            work: asyncio.Future[Any] = (
-                self._disk_thread.submit(self._persist_and_apply, rd, items, on_persisted)
-                if kv_only is not None
-                else self._disk_thread.submit(self._persist_timed, rd, snapshot_body)
-            )
             if early:
+                # Before the fsync is even queued: the followers' round trip is the longer
+                # path, the leader's own fsync has time to spare.
                 self._replication.send(rd.messages)
                 sent = True
-            result = await work
-            if kv_only is not None:
-                outcomes = result
+            if kv_only is not None and items and rd.messages and not early:
+                # A follower's acks leave once the entries are durable, before the apply of
+                # earlier entries (which holds the GIL and would hold the acks back).
+                await self._disk_thread.submit(self._persist_timed, rd, b"")
+                self._replication.send(rd.messages)
+                sent = True
+                if self._disk_thread.idle and self._small_apply(items):
+                    outcomes = self._apply_timed(items)
+                else:
+                    outcomes = await self._disk_thread.submit(self._apply_timed, items)
+            elif kv_only is not None:
+                outcomes = await self._disk_thread.submit(self._persist_and_apply, rd, items)
+            else:
+                await self._disk_thread.submit(self._persist_timed, rd, snapshot_body)
             self._disk.install(rd, snapshot_body=snapshot_body)
         if rd.snapshot is not None:
             self._after_snapshot_installed(rd.snapshot.metadata, snapshot_body)
@@ -508,9 +506,12 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
         GIL either way. An fsync never runs here: the loop must not wait on the disk."""
         if rd.must_sync or rd.snapshot is not None or not self._disk_thread.idle:
             return False
-        if len(items) > ON_LOOP_APPLY_MAX:
-            return False
-        return all(_bounded(request) for _index, _term, request in items)
+        return self._small_apply(items)
+
+    @staticmethod
+    def _small_apply(items: Sequence[tuple[int, int, Request]]) -> bool:
+        return len(items) <= ON_LOOP_APPLY_MAX and all(
+            _bounded(request) for _index, _term, request in items)
 
     def _kv_only(self, rd: Ready) -> tuple[list[tuple[int, int, Request]], list[int]] | None:
         """The committed entries as one store batch, or None if any is not a KV request."""
@@ -529,13 +530,10 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
         return items, proposal_ids
 
     def _persist_and_apply(
-        self, rd: Ready, items: Sequence[tuple[int, int, Request]],
-        on_persisted: Callable[[], object] | None = None,
+        self, rd: Ready, items: Sequence[tuple[int, int, Request]]
     ) -> list[ApplyOutcome]:
         if rd.hard_state is not None or rd.entries:
             self._persist_timed(rd, b"")
-        if on_persisted is not None:
-            on_persisted()
         return self._apply_timed(items) if items else []
 
     def _persist_timed(self, rd: Ready, snapshot_body: bytes) -> None:
