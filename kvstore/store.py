@@ -235,6 +235,7 @@ class Store:
             self._load_meta(txn)
         self._env = env
         self._psize = int(env.stat()["psize"])
+        self._in_use_after_write = self._in_use_bytes()
 
     def _load_meta(self, txn: Any) -> None:
         dbs = self._dbs
@@ -331,6 +332,7 @@ class Store:
                 try:
                     result = fn(txn)
                     txn.commit()
+                    self._in_use_after_write = self._in_use_bytes()
                     return result
                 except BaseException:
                     txn.abort()
@@ -442,7 +444,9 @@ class Store:
             cost = lease_ops.LEASE_GRANT_COST_BYTES
         else:
             return
-        if cost and self.db_size_in_use_bytes + cost > self.limits.quota_bytes:
+        # The size as of the last write transaction (kept by _write): exact for this
+        # purpose, and no read transaction per request.
+        if cost and self._in_use_after_write + cost > self.limits.quota_bytes:
             raise NoSpaceError()
 
     # --- reads ----------------------------------------------------------------------------

@@ -84,13 +84,18 @@ def _enum_converters(cls: type) -> tuple[Callable[[Any], Any] | None, ...]:
 
 
 _CONVERTERS = {cls: _enum_converters(cls) for cls in _REGISTRY}
+# Classes with no enum field are built straight from the decoded tuple.
+_PLAIN = frozenset(cls for cls in _REGISTRY if not any(_CONVERTERS[cls]))
+# Field values in declaration order, without dataclasses.fields() on every proposal.
+_FIELD_NAMES = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _REGISTRY}
 
 
 def _default(obj: object) -> msgpack.ExtType:
-    code = _CODE_OF.get(type(obj))
+    cls = type(obj)
+    code = _CODE_OF.get(cls)
     if code is None:
-        raise TypeError(f"cannot encode {type(obj).__name__} in a raft entry")
-    fields = [getattr(obj, f.name) for f in dataclasses.fields(obj)]  # type: ignore[arg-type]
+        raise TypeError(f"cannot encode {cls.__name__} in a raft entry")
+    fields = [getattr(obj, name) for name in _FIELD_NAMES[cls]]
     return msgpack.ExtType(code, msgpack.packb(fields, default=_default, use_bin_type=True))
 
 
@@ -99,6 +104,10 @@ def _ext_hook(code: int, data: bytes) -> object:
         raise CodecError(f"unknown request type code {code}")
     cls = _REGISTRY[code - 1]
     fields = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, use_list=False)
+    if cls in _PLAIN:
+        if len(fields) != len(_FIELD_NAMES[cls]):
+            raise CodecError(f"{cls.__name__}: {len(fields)} fields, expected {len(_FIELD_NAMES[cls])}")
+        return cls(*fields)
     converters = _CONVERTERS[cls]
     args = [conv(v) if conv is not None else v for conv, v in zip(converters, fields, strict=True)]
     return cls(*args)

@@ -77,6 +77,9 @@ class _Family:
         self._children: dict[tuple[str, ...], _Family] = {}
 
     def labels(self, *values: str) -> _Family:
+        child = self._children.get(values)  # hot path: every request looks up its series
+        if child is not None:
+            return child
         if len(values) != len(self.labelnames):
             raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {values}")
         key = tuple(str(v) for v in values)
