@@ -23,6 +23,9 @@ from raft import Message, MessageType
 
 __all__ = ["COMMIT_HOLD_S", "CommitHold"]
 
+# Long enough for a client writing in a loop to send its next write (about 1 ms from commit
+# to the next MsgApp here: with 2 ms, 7.5% of the held messages still went out on their own,
+# with 5 ms almost none), short enough that a follower's watchers barely notice.
 COMMIT_HOLD_S = 0.005
 
 
@@ -52,7 +55,11 @@ class CommitHold:
             now.append(m)
         if now:
             self._send(now)
-        if held and self._timer is None:
+        if not held:
+            if self._timer is not None:  # all superseded: the next hold starts a fresh timer
+                self._timer.cancel()
+                self._timer = None
+        elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._hold_s, self.flush)
 
     def flush(self) -> None:

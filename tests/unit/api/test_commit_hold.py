@@ -61,6 +61,22 @@ def test_a_newer_commit_replaces_an_older_held_one_and_order_within_a_batch_coun
     _run(body())
 
 
+def test_each_hold_gets_its_full_time_after_everything_held_was_superseded() -> None:
+    async def body() -> None:
+        sent: list[list[Message]] = []
+        hold = CommitHold(sent.append, hold_s=0.2)
+        hold.send([_app(2, 5)])
+        await asyncio.sleep(0.1)
+        hold.send([_app(2, 5, 6)])  # supersedes: nothing held, the timer is dropped
+        hold.send([_app(2, 6)])  # held afresh at 0.1 s: due at 0.3 s, not at 0.2 s
+        await asyncio.sleep(0.15)
+        assert sent == [[_app(2, 5, 6)]]
+        await asyncio.sleep(0.25)
+        assert sent == [[_app(2, 5, 6)], [_app(2, 6)]]
+
+    _run(body())
+
+
 def test_close_drops_what_is_held() -> None:
     async def body() -> None:
         sent: list[list[Message]] = []
