@@ -34,10 +34,15 @@ def test_ephemeral_low_reads_the_kernel_setting(tmp_path) -> None:  # type: igno
     assert ports.ephemeral_low(str(tmp_path / "missing")) == 32768
 
 
-def test_a_taken_port_is_skipped() -> None:
+def test_a_taken_port_is_skipped(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Start at the slice's beginning, so the port after `first` is in the slice and the
+    # cursor cannot wrap past the taken one (which would pass without skipping anything).
+    start, end = ports.slice_bounds(ports.slice_of_process(), ports.ephemeral_low())
+    monkeypatch.setattr(ports, "_cursor", start)
     with socket.socket() as s:
         first = ports.free_port()
+        assert first + 2 < end
         s.bind(("127.0.0.1", first + 1))  # the next one in this slice is taken
         s.listen()
         second = ports.free_port()
-        assert second not in (first, first + 1)
+        assert first + 1 < second < end
