@@ -104,6 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--procs", type=int, default=0,
       help="load-generator processes (0: one per CPU, at most one per client)")
     a("--duration", type=float, default=10.0, help="seconds measured per run")
+    a("--repeat", type=int, default=1,
+      help="run each workload and shape N times, kvstore and etcd back to back each time; "
+           "ratios and targets are then the medians over the N pairs (all values printed)")
     a("--key-size", type=int, default=8, help="key bytes")
     a("--val-size", type=int, default=256, help="value bytes")
     a("--key-space", type=int, default=10000, help="distinct keys the load touches")
@@ -233,7 +236,7 @@ def _run(args: argparse.Namespace) -> int:
                 watch_client=_watch_client(args.watch_client) if workload == "watch" else "python",
                 nodes=1 if args.endpoints else args.nodes,
             )
-            for kind in _targets(args):
+            for kind in [k for _ in range(max(1, args.repeat)) for k in _targets(args)]:
                 with _target(kind, args) as target:
                     count = max(args.preload, args.key_space if workload in NEEDS_KEYS else 0)
                     if count:
