@@ -235,7 +235,7 @@ class Store:
             self._load_meta(txn)
         self._env = env
         self._psize = int(env.stat()["psize"])
-        self._in_use_after_write = self._in_use_bytes()
+        self._in_use = self._in_use_bytes()
 
     def _load_meta(self, txn: Any) -> None:
         dbs = self._dbs
@@ -302,8 +302,9 @@ class Store:
 
     @property
     def db_size_in_use_bytes(self) -> int:
-        """Pages LMDB has ever used (etcd's dbSizeInUse); shrinks only by defragment()."""
-        return self._read(lambda txn: self._in_use_bytes())
+        """Pages LMDB has ever used (etcd's dbSizeInUse); shrinks only by defragment().
+        Only a write transaction changes it, so it is read after each one (and at open)."""
+        return self._in_use
 
     def _in_use_bytes(self) -> int:
         # Caller holds the gate (shared or exclusive).
@@ -332,7 +333,7 @@ class Store:
                 try:
                     result = fn(txn)
                     txn.commit()
-                    self._in_use_after_write = self._in_use_bytes()
+                    self._in_use = self._in_use_bytes()
                     return result
                 except BaseException:
                     txn.abort()
@@ -376,7 +377,7 @@ class Store:
                 revision=_meta_int(txn, dbs, META_REVISION, 1),
                 compact_revision=self._compact_revision,
                 limits=self.limits,
-                size_in_use_bytes=self._in_use_bytes(),
+                size_in_use_bytes=self._in_use,
                 nospace_alarm=self.nospace_alarm,
             )
             results: list[ApplyOutcome] = []
@@ -444,9 +445,7 @@ class Store:
             cost = lease_ops.LEASE_GRANT_COST_BYTES
         else:
             return
-        # The size as of the last write transaction (kept by _write): exact for this
-        # purpose, and no read transaction per request.
-        if cost and self._in_use_after_write + cost > self.limits.quota_bytes:
+        if cost and self.db_size_in_use_bytes + cost > self.limits.quota_bytes:
             raise NoSpaceError()
 
     # --- reads ----------------------------------------------------------------------------

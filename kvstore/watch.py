@@ -668,6 +668,7 @@ class _FanOut:
                 if was_empty and w.on_ready is not None:
                     self.became_ready.append(w)
 
+
 def _group_by_revision(events: Sequence[Event]) -> list[tuple[int, list[Event]]]:
     groups: list[tuple[int, list[Event]]] = []
     for ev in events:

@@ -56,24 +56,23 @@ class CommitHold:
         if now:
             self._send(now)
         if not held:
-            if self._timer is not None:  # all superseded: the next hold starts a fresh timer
-                self._timer.cancel()
-                self._timer = None
+            self._stop_timer()  # all superseded: the next hold starts a fresh timer
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._hold_s, self.flush)
 
     def flush(self) -> None:
         """Send whatever is held now (the hold's end, or shutdown)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._stop_timer()
         if self._held:
             messages = list(self._held.values())
             self._held.clear()
             self._send(messages)
 
     def close(self) -> None:
+        self._stop_timer()
+        self._held.clear()
+
+    def _stop_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._held.clear()

@@ -1,12 +1,13 @@
 """The member's disk thread: WAL writes, fsyncs and LMDB commits, in submission order.
 
 `await disk.run(fn, *args)` runs fn on the thread and resumes the caller with its result.
-`idle` is True while no such call is in flight: only then may the loop touch the WAL or
-write LMDB itself (node.py does, for small work that needs no fsync).
 It does what `loop.run_in_executor` on a one-thread pool did, with less in between: one
 queue put on the way there and one `call_soon_threadsafe` on the way back, with no
 concurrent.futures.Future chained to an asyncio one (a single-client put makes one round
-trip, so its cost is in every such put's latency).
+trip, so its cost is in every such put's latency). `submit` queues without awaiting.
+
+`idle` is True while no call is in flight: only then may the loop touch the WAL or write
+LMDB itself (node_persist.py does, for small work that needs no fsync).
 """
 
 from __future__ import annotations
@@ -20,18 +21,6 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _Work = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
-
-
-def _resolve(
-    owner: DiskThread, fut: asyncio.Future[Any], result: Any, exc: BaseException | None
-) -> None:
-    owner._inflight -= 1
-    if fut.cancelled():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(result)
 
 
 class DiskThread:
@@ -85,6 +74,16 @@ class DiskThread:
     def _call_back(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], result: Any,
                    exc: BaseException | None) -> None:
         try:
-            loop.call_soon_threadsafe(_resolve, self, fut, result, exc)
+            loop.call_soon_threadsafe(self._resolve, fut, result, exc)
         except RuntimeError:
             pass  # the loop is closed: nobody is waiting any more
+
+    def _resolve(self, fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+        """On the loop's thread."""
+        self._inflight -= 1
+        if fut.cancelled():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)

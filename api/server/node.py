@@ -33,7 +33,6 @@ import logging
 import os
 import random
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -52,6 +51,7 @@ from api.server.metrics import METRICS
 from api.server.node_leases import LeaseMixin
 from api.server.node_maintenance import MaintenanceMixin
 from api.server.node_membership import MembershipMixin
+from api.server.node_persist import PersistMixin
 from api.server.node_snapshots import SnapshotMixin
 from api.server.replication import Replication
 from api.service.backend import (
@@ -101,7 +101,6 @@ _KV_REQUESTS = (
     PutRequest, DeleteRangeRequest, TxnRequest, CompactionRequest,
     LeaseGrantRequest, LeaseRevokeRequest, LeaseCheckpointRequest,
 )
-ON_LOOP_APPLY_MAX = 64  # committed entries a no-fsync Ready may apply on the loop
 PROPOSALS_PER_BATCH_MAX = 4096
 PENDING_PROPOSALS_MAX = 100_000
 WATCH_SYNC_EVENTS_MAX = 10_000
@@ -113,18 +112,6 @@ def _has_writes(req: TxnRequest) -> bool:
             return True
         if isinstance(op, TxnRequest) and _has_writes(op):
             return True
-    return False
-
-
-def _bounded(req: object) -> bool:
-    """Whether applying `req` is small, bounded work: no ranges over many keys, no
-    compaction, no lease revoke (which deletes however many keys the lease holds)."""
-    if isinstance(req, PutRequest | LeaseGrantRequest | LeaseCheckpointRequest):
-        return True
-    if isinstance(req, RangeRequest | DeleteRangeRequest):
-        return not req.range_end
-    if isinstance(req, TxnRequest):
-        return all(_bounded(op) for op in (*req.success, *req.failure))
     return False
 
 
@@ -140,7 +127,7 @@ def _adds_data(req: object) -> bool:
     return False
 
 
-class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
+class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin, PersistMixin):
     """One member. Implements api.service.backend.Backend."""
 
     def __init__(
@@ -447,38 +434,11 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
         if rd.snapshot is not None:
             snapshot_body = await self._install_store_snapshot(rd)
         # Fast path: when every committed entry is a key-value request, persisting and
-        # applying share one trip to the disk thread (one hand-off less per batch). Applying
-        # before the messages go out is safe: only committed entries are applied.
+        # applying share one trip to the disk thread, or none (node_persist.py).
         kv_only = self._kv_only(rd) if rd.snapshot is None and rd.committed_entries else None
         items, proposal_ids = kv_only if kv_only is not None else ([], [])
-        outcomes: list[ApplyOutcome] = []
-        sent = False
-        if kv_only is None and rd.snapshot is None and rd.hard_state is None and not rd.entries:
-            pass  # nothing to persist
-        elif self._on_loop(rd, items):
-            outcomes = self._persist_and_apply(rd, items)
-            self._disk.install(rd)
-        else:
-            if early:
-                # Before the fsync is even queued: the followers' round trip is the longer
-                # path, the leader's own fsync has time to spare.
-                self._replication.send(rd.messages)
-                sent = True
-            if kv_only is not None and items and rd.messages and not early:
-                # A follower's acks leave once the entries are durable, before the apply of
-                # earlier entries (which holds the GIL and would hold the acks back).
-                await self._disk_thread.submit(self._persist_timed, rd, b"")
-                self._replication.send(rd.messages)
-                sent = True
-                if self._disk_thread.idle and self._small_apply(items):
-                    outcomes = self._apply_timed(items)
-                else:
-                    outcomes = await self._disk_thread.submit(self._apply_timed, items)
-            elif kv_only is not None:
-                outcomes = await self._disk_thread.submit(self._persist_and_apply, rd, items)
-            else:
-                await self._disk_thread.submit(self._persist_timed, rd, snapshot_body)
-            self._disk.install(rd, snapshot_body=snapshot_body)
+        outcomes, sent = await self._persist_ready(
+            rd, items if kv_only is not None else None, snapshot_body, early)
         if rd.snapshot is not None:
             self._after_snapshot_installed(rd.snapshot.metadata, snapshot_body)
         if rd.hard_state is not None:
@@ -497,22 +457,6 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
         self._raw.advance(rd)
         await self._maybe_snapshot()
 
-    def _on_loop(self, rd: Ready, items: Sequence[tuple[int, int, Request]]) -> bool:
-        """Whether this Ready's disk work runs on the loop instead of the disk thread: when
-        it needs no fsync (a commit index to buffer in the WAL, at most a small, bounded
-        apply) and the thread is idle, so nothing there can race the WAL or an LMDB write.
-        A trip to the thread and back costs two wake-ups (about 100 us here) and the apply
-        itself runs slower on a thread that just woke up; on the loop that work holds the
-        GIL either way. An fsync never runs here: the loop must not wait on the disk."""
-        if rd.must_sync or rd.snapshot is not None or not self._disk_thread.idle:
-            return False
-        return self._small_apply(items)
-
-    @staticmethod
-    def _small_apply(items: Sequence[tuple[int, int, Request]]) -> bool:
-        return len(items) <= ON_LOOP_APPLY_MAX and all(
-            _bounded(request) for _index, _term, request in items)
-
     def _kv_only(self, rd: Ready) -> tuple[list[tuple[int, int, Request]], list[int]] | None:
         """The committed entries as one store batch, or None if any is not a KV request."""
         items: list[tuple[int, int, Request]] = []
@@ -528,25 +472,6 @@ class Node(MembershipMixin, SnapshotMixin, LeaseMixin, MaintenanceMixin):
             items.append((entry.index, entry.term, request))
             proposal_ids.append(proposal_id)
         return items, proposal_ids
-
-    def _persist_and_apply(
-        self, rd: Ready, items: Sequence[tuple[int, int, Request]]
-    ) -> list[ApplyOutcome]:
-        if rd.hard_state is not None or rd.entries:
-            self._persist_timed(rd, b"")
-        return self._apply_timed(items) if items else []
-
-    def _persist_timed(self, rd: Ready, snapshot_body: bytes) -> None:
-        start = time.perf_counter()
-        self._disk.persist(rd, snapshot_body=snapshot_body if rd.snapshot is not None else None)
-        if rd.must_sync:
-            METRICS.wal_fsync_duration_seconds.observe(time.perf_counter() - start)
-
-    def _apply_timed(self, items: Sequence[tuple[int, int, Request]]) -> list[ApplyOutcome]:
-        start = time.perf_counter()
-        outcomes = self._store.apply_batch(items)
-        METRICS.backend_commit_duration_seconds.observe(time.perf_counter() - start)
-        return outcomes
 
     # -------------------------------------------------------------- membership
 

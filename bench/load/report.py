@@ -95,12 +95,6 @@ def format_run(r: RunResult) -> str:
             f"{_f(r.cpu_ms_per_op, '.3f'):>9} {_mib(r.rss_peak_bytes):>8}  {notes(r)}")
 
 
-def _ratio(a: float | None, b: float | None) -> str:
-    if a is None or b is None or b == 0:
-        return "-"
-    return f"{a / b:.2f}"
-
-
 def format_threads(results: list[RunResult]) -> list[str]:
     """Per run: the server's busiest thread, CPU ms per op and the ceiling it implies."""
     return [

@@ -18,10 +18,15 @@ def _run(body: object) -> None:
     asyncio.run(body)  # type: ignore[arg-type]
 
 
+def _recording(hold_s: float) -> tuple[list[list[Message]], CommitHold]:
+    """A hold whose sends are recorded, batch by batch."""
+    sent: list[list[Message]] = []
+    return sent, CommitHold(sent.append, hold_s=hold_s)
+
+
 def test_commit_only_appends_are_held_then_sent_when_the_hold_ends() -> None:
     async def body() -> None:
-        sent: list[list[Message]] = []
-        hold = CommitHold(sent.append, hold_s=0.01)
+        sent, hold = _recording(0.01)
         hb = Message(MessageType.HEARTBEAT, from_=1, to=2, term=2)
         hold.send([_app(2, 5), _app(3, 5), hb])
         assert sent == [[hb]] and hold.held == 2
@@ -33,8 +38,7 @@ def test_commit_only_appends_are_held_then_sent_when_the_hold_ends() -> None:
 
 def test_a_later_append_to_the_peer_supersedes_the_held_one() -> None:
     async def body() -> None:
-        sent: list[list[Message]] = []
-        hold = CommitHold(sent.append, hold_s=0.01)
+        sent, hold = _recording(0.01)
         hold.send([_app(2, 5), _app(3, 5)])
         hold.send([_app(2, 5, 6)])  # the next write's MsgApp to 2 carries commit 5 too
         assert sent == [[_app(2, 5, 6)]]
@@ -46,8 +50,7 @@ def test_a_later_append_to_the_peer_supersedes_the_held_one() -> None:
 
 def test_a_newer_commit_replaces_an_older_held_one_and_order_within_a_batch_counts() -> None:
     async def body() -> None:
-        sent: list[list[Message]] = []
-        hold = CommitHold(sent.append, hold_s=0.01)
+        sent, hold = _recording(0.01)
         # An append with entries, then a commit-only one in the same Ready: the latter is
         # newer news and must still arrive.
         hold.send([_app(2, 4, 5), _app(2, 5)])
@@ -63,8 +66,7 @@ def test_a_newer_commit_replaces_an_older_held_one_and_order_within_a_batch_coun
 
 def test_each_hold_gets_its_full_time_after_everything_held_was_superseded() -> None:
     async def body() -> None:
-        sent: list[list[Message]] = []
-        hold = CommitHold(sent.append, hold_s=0.2)
+        sent, hold = _recording(0.2)
         hold.send([_app(2, 5)])
         await asyncio.sleep(0.1)
         hold.send([_app(2, 5, 6)])  # supersedes: nothing held, the timer is dropped
@@ -79,8 +81,7 @@ def test_each_hold_gets_its_full_time_after_everything_held_was_superseded() -> 
 
 def test_close_drops_what_is_held() -> None:
     async def body() -> None:
-        sent: list[list[Message]] = []
-        hold = CommitHold(sent.append, hold_s=0.01)
+        sent, hold = _recording(0.01)
         hold.send([_app(2, 5)])
         hold.close()
         await asyncio.sleep(0.03)
