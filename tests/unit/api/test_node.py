@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
+from api.server import node_persist
 from api.server.config import parse_config
 from api.server.node import Node
+from api.server.node_persist import fsync_on_loop
 from api.service.backend import NoSpaceAlarmError
 from kvstore.errors import KvError
 from kvstore.types import (
@@ -112,6 +115,66 @@ def test_nospace_alarm_refuses_puts_but_allows_deletes(tmp_path: Path) -> None:
         await node.propose(DeleteRangeRequest(b"big", b"bih"))
         cleared = await node.alarm(2, node.member_id, 1)
         assert [(a.member_id, a.alarm) for a in cleared] == [(node.member_id, 1)]
+        await node.stop()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("is_leader", "voters", "writes", "average_s", "expected"),
+    [
+        (True, 1, 1, 0.0002, True),    # one client writing to a single member
+        (True, 2, 1, 0.0002, True),    # the other voter alone is not a majority
+        (True, 3, 1, 0.0002, False),   # the followers' acks can commit without this fsync
+        (True, 5, 1, 0.0002, False),
+        (True, 1, 2, 0.0002, False),   # a second write must reach the next group commit
+        (True, 1, 0, 0.0002, False),   # nothing of a client's waits on it
+        (True, 1, 1, 0.0020, False),   # slow disk: keep the loop free
+        (False, 1, 1, 0.0002, False),  # a follower's acks would wait behind its apply
+    ],
+)
+def test_fsync_on_loop_rule(is_leader: bool, voters: int, writes: int, average_s: float,
+                            expected: bool) -> None:
+    assert fsync_on_loop(is_leader, voters, writes, average_s) is expected
+
+
+def test_a_lone_writer_syncs_on_the_loop_and_concurrent_writers_share_the_disk_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which thread runs the WAL's fdatasync: the loop's for one client writing alone, the
+    disk thread's for many writers (so they batch) or once fsyncs are slow."""
+    threads: list[str] = []
+    real_fdatasync = os.fdatasync
+
+    def recording_fdatasync(fd: int) -> None:
+        threads.append(threading.current_thread().name)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recording_fdatasync)
+    # Whatever this machine's disk takes, count it as quick (the slow case is set below).
+    monkeypatch.setattr(node_persist, "FSYNC_ON_LOOP_MAX_S", 60.0)
+
+    async def run() -> None:
+        node = await Node.start(_config(tmp_path))
+        await node.published.wait()  # the member's own start-up proposal is a second write
+        loop_thread = threading.current_thread().name
+
+        threads.clear()
+        for i in range(20):
+            await node.propose(PutRequest(b"alone%d" % i, b"v"))
+        assert threads and set(threads) == {loop_thread}
+
+        threads.clear()
+        results = await asyncio.gather(
+            *[node.propose(PutRequest(b"many%d" % i, b"v")) for i in range(200)])
+        assert sorted(r.revision for r in results) == list(range(22, 222))
+        assert "disk" in threads
+        assert len(threads) < 200  # group commit: writers shared fsyncs
+
+        node._fsync_average_s = 120.0  # as if the disk had stalled
+        threads.clear()
+        await node.propose(PutRequest(b"slow", b"v"))
+        assert threads and loop_thread not in threads
         await node.stop()
 
     asyncio.run(run())
