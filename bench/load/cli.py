@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from bench.load.cluster import ELECTION_MS, HEARTBEAT_MS, BenchCluster, etcd_binary
+from bench.load.cluster import ELECTION_MS, HEARTBEAT_MS, BenchCluster
 from bench.load.driver import LoadPlan, RunResult, preload, run_load
 from bench.load.errors import LoadError
 from bench.load.gowatch_build import missing_reason
@@ -65,6 +65,7 @@ from bench.load.scenarios import (
     run_scenarios,
 )
 from bench.load.workloads import NEEDS_KEYS, WORKLOADS
+from bench.server_process import etcd_binary
 
 
 def _shapes(text: str) -> list[tuple[int, int]]:

@@ -1,8 +1,8 @@
 """Process control for the benchmark: a fresh N-member etcd or kvstore cluster on loopback.
 
-Every member gets free loopback ports (bind port 0, close, hand the number to the server;
-never 2379/2380) and its own data dir in one temp dir, so kvstore and etcd start from the
-same empty state. Both kinds get the same etcd flags: `--initial-cluster` naming every
+Every member is a `MemberProcess` (bench/server_process.py: free loopback ports, never
+2379/2380) with its own data dir in one temp dir, so kvstore and etcd start from the same
+empty state. Both kinds get the same etcd flags: `--initial-cluster` naming every
 member, a shared `--initial-cluster-token`, and the heartbeat and election timeout given
 here (etcd's defaults, 100 ms and 1000 ms, unless the caller says otherwise); everything
 else (snapshot count, quotas) is left at each server's default unless `extra_args` says.
@@ -21,11 +21,6 @@ The benchmark never imports the server: it judges kvstore and etcd through the w
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,12 +30,10 @@ import grpc
 from api.client import SyncClient, UnhealthyClusterError
 from api.proto import rpc_pb2, rpc_pb2_grpc
 from bench.load.errors import ServerStartError
-from bench.ports import free_port
+from bench.server_process import KINDS, MemberProcess
 
-REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
 CONVERGE_TIMEOUT_S = 60.0
-KINDS = ("kvstore", "etcd")
 TOKEN = "kvbench-load"
 HEARTBEAT_MS = 100  # etcd's defaults
 ELECTION_MS = 1000
@@ -48,83 +41,14 @@ POLL_S = 0.05
 MEMBER_ADD_TIMEOUT_S = 30.0
 
 
-def etcd_binary() -> str | None:
-    return shutil.which("etcd")
-
-
-class BenchMember:
-    """One member's fixed identity (name, ports, data dir) and its current process."""
+class BenchMember(MemberProcess):
+    """One member's fixed identity and current process (bench/server_process.py), plus its
+    ID as learned from Status."""
 
     def __init__(self, kind: str, name: str, tmp: Path) -> None:
-        self.kind = kind
-        self.name = name
-        self.client_port = free_port()
-        self.peer_port = free_port()
-        self.data_dir = tmp / name
-        self.log_path = tmp / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(kind, name, tmp / name, tmp / f"{name}.log", kvstore_log_level="error")
         self.member_id = 0  # learned from the first Status answer
-        self.spawned_at = 0.0  # monotonic time of the last spawn
         self._channel: grpc.Channel | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"127.0.0.1:{self.client_port}"
-
-    @property
-    def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
-
-    @property
-    def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self) -> int:
-        if self.proc is None:
-            raise ServerStartError(f"{self.kind} {self.name} is not running")
-        return self.proc.pid
-
-    def command(self, flags: list[str]) -> list[str]:
-        own = [
-            "--name", self.name,
-            "--data-dir", str(self.data_dir),
-            "--listen-client-urls", self.client_url,
-            "--advertise-client-urls", self.client_url,
-            "--listen-peer-urls", self.peer_url,
-            "--initial-advertise-peer-urls", self.peer_url,
-            *flags,
-        ]
-        if self.kind == "etcd":
-            binary = etcd_binary()
-            if binary is None:
-                raise ServerStartError("etcd binary not found on PATH")
-            return [binary, *own, "--log-level", "error", "--logger", "zap"]
-        return [sys.executable, "-m", "api.server.main", *own, "--log-level", "error"]
-
-    def spawn(self, flags: list[str]) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "ETCD_UNSUPPORTED_ARCH": ""}
-        self.spawned_at = time.monotonic()
-        with open(self.log_path, "ab") as log:
-            log.write(f"--- start {time.strftime('%H:%M:%S')}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                self.command(flags), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
-            )
-
-    def kill(self) -> float:
-        """SIGKILL by PID and reap; returns the monotonic time right after the signal."""
-        killed_at = time.monotonic()
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            killed_at = time.monotonic()
-        if self.proc is not None:
-            self.proc.wait()
-        return killed_at
 
     def status(self, timeout: float = 1.0) -> rpc_pb2.StatusResponse:
         """Maintenance.Status of this member alone (answered locally, also by learners)."""
@@ -135,12 +59,6 @@ class BenchMember:
         if resp.header.member_id:
             self.member_id = resp.header.member_id
         return resp
-
-    def log_tail(self, n: int = 2000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
 
     def close(self) -> None:
         self.kill()

@@ -31,12 +31,12 @@ from typing import IO, Any
 import grpc
 
 from api.proto import rpc_pb2, rpc_pb2_grpc
-from bench.load.cluster import REPO
 from bench.load.errors import WorkerError, invariant
 from bench.load.gowatch_build import gowatch_binary
 from bench.load.histogram import Histogram, Summary
 from bench.load.procstat import ProcSample, busiest_thread_cpu_s, sample_procs
 from bench.load.workloads import WorkerSpec, key_of
+from bench.server_process import REPO
 
 READY_TIMEOUT_S = 120.0
 START_MARGIN_S = 0.3

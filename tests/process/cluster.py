@@ -1,7 +1,7 @@
 """Start a static N-member cluster of real processes (kvstore or real etcd 3.4) on loopback.
 
-Theory of operation: every member gets free loopback ports (bound to port 0 first, never
-2379/2380), its own temp data dir and the same etcd flags (`--initial-cluster` naming all
+Theory of operation: every member is a `MemberProcess` (bench/server_process.py: free
+loopback ports, never 2379/2380) with its own temp data dir and the same etcd flags (`--initial-cluster` naming all
 members, a shared `--initial-cluster-token`, short raft timers). `run_cluster` starts all
 members at once (a member cannot elect alone, so they must come up together), waits until
 every running member reports the same leader through Maintenance.Status, yields the
@@ -23,10 +23,7 @@ so IDs are known before the processes start (and checked against MemberList in t
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,8 +35,8 @@ import grpc
 
 from api.proto import rpc_pb2
 from api.server.config import compute_member_id
+from bench.server_process import MemberProcess
 from tests.process.grpc_helpers import Stubs
-from tests.process.servers import REPO, free_port
 
 T = TypeVar("T")
 
@@ -51,41 +48,21 @@ START_TIMEOUT_S = 30.0
 PARTITION_SETTLE_S = 0.4
 
 
-class Member:
-    """One member's fixed identity (name, ports, data dir) and its current process."""
+class Member(MemberProcess):
+    """One member's fixed identity and current process (bench/server_process.py)."""
 
     def __init__(self, cluster: Cluster, index: int) -> None:
+        name = f"n{index + 1}"
+        super().__init__(cluster.kind, name, cluster.tmp / name, cluster.tmp / f"{name}.log")
         self.cluster = cluster
         self.index = index
-        self.name = f"n{index + 1}"
-        self.client_port = free_port()
-        self.peer_port = free_port()
-        self.data_dir = cluster.tmp / self.name
         self.partition_file = cluster.tmp / f"{self.name}.partition"
-        self.log_path = cluster.tmp / f"{self.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
         self.stopped = False  # SIGSTOPped
         self._stubs: Stubs | None = None
 
     @property
-    def endpoint(self) -> str:
-        return f"127.0.0.1:{self.client_port}"
-
-    @property
-    def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
-
-    @property
-    def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
-
-    @property
     def member_id(self) -> int:
         return compute_member_id([self.peer_url], TOKEN)
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     @property
     def stubs(self) -> Stubs:
@@ -94,54 +71,31 @@ class Member:
             self._stubs = Stubs.connect(self.endpoint)
         return self._stubs
 
-    def command(self) -> list[str]:
+    def flags(self) -> list[str]:
+        """The flags after the member's own (name, data dir, URLs)."""
         c = self.cluster
         flags = [
-            "--name", self.name,
-            "--data-dir", str(self.data_dir),
-            "--listen-client-urls", self.client_url,
-            "--advertise-client-urls", self.client_url,
-            "--listen-peer-urls", self.peer_url,
-            "--initial-advertise-peer-urls", self.peer_url,
             "--initial-cluster", ",".join(f"{m.name}={m.peer_url}" for m in c.members),
             "--initial-cluster-token", TOKEN,
             "--initial-cluster-state", "new",
             "--heartbeat-interval", str(c.heartbeat_ms),
             "--election-timeout", str(c.election_ms),
         ]
-        if c.kind == "etcd":
-            binary = shutil.which("etcd")
-            if binary is None:
-                raise RuntimeError("etcd binary not found on PATH")
-            return [binary, *flags, "--log-level", "error", "--logger", "zap"]
-        flags += ["--experimental-test-partition-file", str(self.partition_file)]
-        return [sys.executable, "-m", "api.server.main", *flags]
+        if self.kind == "kvstore":
+            flags += ["--experimental-test-partition-file", str(self.partition_file)]
+        return flags
 
-    def spawn(self) -> None:
-        env = {**os.environ, "ETCD_UNSUPPORTED_ARCH": "", "PYTHONPATH": str(REPO)}
-        with open(self.log_path, "ab") as log:
-            log.write(f"--- start {time.strftime('%H:%M:%S')}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO
-            )
+    def spawn(self, flags: Sequence[str] | None = None) -> None:
+        super().spawn(self.flags() if flags is None else flags)
         self.stopped = False
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait()
+    def kill(self) -> float:
+        killed_at = super().kill()
         self.stopped = False
+        return killed_at
 
     def status(self, timeout: float = 1.0) -> Any:
         return self.stubs.maintenance.Status(rpc_pb2.StatusRequest(), timeout=timeout)
-
-    def log_tail(self, n: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
 
 
 class Cluster:

@@ -5,8 +5,8 @@ Both kinds take the same etcd flags and are started the same way:
 * "etcd": the real etcd 3.4 binary (shutil.which("etcd")), the oracle;
 * "kvstore": `python -m api.server.main`, the real server (raft + WAL + snapshot + store).
 
-Each server gets free loopback ports (bound to port 0 first; never 2379/2380) and a temp
-data dir. `run_server` yields once Maintenance.Status answers with a leader, and always
+Each server is a `MemberProcess` (bench/server_process.py: free loopback ports, never
+2379/2380) with a temp data dir. `run_server` yields once Maintenance.Status answers with a leader, and always
 SIGKILLs the process by PID at the end; `kill()` and `restart()` serve crash tests
 (restart keeps the data dir and ports).
 
@@ -16,11 +16,7 @@ oracle and against us in the same test.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,8 +28,10 @@ import pytest
 
 from api.proto import rpc_pb2, rpc_pb2_grpc
 from bench.ports import free_port
+from bench.server_process import REPO, MemberProcess
 
-REPO = Path(__file__).resolve().parents[2]
+__all__ = ["KINDS", "REPO", "ServerProcess", "free_port", "needs_etcd", "needs_etcdctl",
+           "run_server"]
 START_TIMEOUT_S = 20.0
 
 needs_etcd = pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd binary not installed")
@@ -48,8 +46,9 @@ KINDS = [
 ]
 
 
-class ServerProcess:
-    """One running server; `endpoint` is "127.0.0.1:<client port>"."""
+class ServerProcess(MemberProcess):
+    """One running single-member server (bench/server_process.py) with a metrics URL;
+    `endpoint` is "127.0.0.1:<client port>"."""
 
     def __init__(
         self,
@@ -57,65 +56,25 @@ class ServerProcess:
         tmp: Path,
         extra_args: tuple[str, ...],
     ) -> None:
-        self.kind = kind
+        super().__init__(kind, "n1", tmp / "data", tmp / f"{kind}.log")
         self.tmp = tmp
-        self.data_dir = tmp / "data"
-        self.client_port = free_port()
-        self.peer_port = free_port()
         self.metrics_port = free_port()
         self.extra_args = extra_args
-        self.name = "n1"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = tmp / f"{kind}.log"
-
-    @property
-    def endpoint(self) -> str:
-        return f"127.0.0.1:{self.client_port}"
-
-    @property
-    def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
-
-    @property
-    def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
 
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}"
 
-    @property
-    def pid(self) -> int:
-        if self.proc is None:
-            raise RuntimeError("server not running")
-        return self.proc.pid
-
-    def command(self) -> list[str]:
-        flags = [
-            "--name", self.name,
-            "--data-dir", str(self.data_dir),
-            "--listen-client-urls", self.client_url,
-            "--advertise-client-urls", self.client_url,
-            "--listen-peer-urls", self.peer_url,
-            "--initial-advertise-peer-urls", self.peer_url,
+    def flags(self) -> list[str]:
+        """The flags after the member's own (name, data dir, URLs)."""
+        return [
             "--initial-cluster", f"{self.name}={self.peer_url}",
             "--listen-metrics-urls", self.metrics_url,
             *self.extra_args,
         ]
-        if self.kind == "etcd":
-            binary = shutil.which("etcd")
-            if binary is None:
-                raise RuntimeError("etcd binary not found on PATH")
-            # etcd's default raft timers: the minimum lease TTL (2 s) derives from them.
-            return [binary, *flags, "--log-level", "error", "--logger", "zap"]
-        return [sys.executable, "-m", "api.server.main", *flags]
 
     def start(self) -> None:
-        env = {**os.environ, "ETCD_UNSUPPORTED_ARCH": "", "PYTHONPATH": str(REPO)}
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO
-            )
+        self.spawn(self.flags())
         self._wait_ready()
 
     def _wait_ready(self) -> None:
@@ -134,19 +93,6 @@ class ServerProcess:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{self.kind} not ready in {START_TIMEOUT_S}s: {self.log_tail()}")
                 time.sleep(0.02)
-
-    def log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
-    def kill(self) -> None:
-        """SIGKILL by PID (a crash) and reap."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait()
 
     def restart(self) -> None:
         """Kill (if running) and start again on the same data dir and ports."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,46 +17,22 @@ import grpc
 import pytest
 
 from api.proto import rpc_pb2, rpc_pb2_grpc
-from tests.process.servers import REPO, free_port
+from bench.ports import free_port
+from bench.server_process import MemberProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("etcdctl") is None,
                                                    reason="etcdctl not installed")]
 
 
-class Member:
+class Member(MemberProcess):
     def __init__(self, tmp: Path, name: str) -> None:
-        self.name = name
-        self.client_port, self.peer_port = free_port(), free_port()
-        self.data_dir = tmp / name
-        self.log = tmp / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"127.0.0.1:{self.client_port}"
-
-    @property
-    def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        super().__init__("kvstore", name, tmp / name, tmp / f"{name}.log")
 
     def start(self, initial_cluster: str, state: str) -> None:
-        cmd = [
-            sys.executable, "-m", "api.server.main", "--name", self.name,
-            "--data-dir", str(self.data_dir),
-            "--listen-client-urls", f"http://{self.endpoint}",
-            "--advertise-client-urls", f"http://{self.endpoint}",
-            "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
+        self.spawn([
             "--initial-cluster", initial_cluster, "--initial-cluster-state", state,
             "--heartbeat-interval", "50", "--election-timeout", "500", "--snapshot-count", "100",
-        ]
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                                         env={**os.environ, "PYTHONPATH": str(REPO)})
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        ])
 
 
 def etcdctl(endpoints: list[str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -136,10 +111,10 @@ def test_add_learner_catch_up_by_snapshot_promote_and_remove(tmp_path: Path) -> 
         # before anything is written (etcd: "error validating peerURLs ...").
         stale = Member(tmp_path, "m4")
         stale.peer_port, stale.client_port = new.peer_port, new.client_port
-        stale.data_dir, stale.log = tmp_path / "m4-stale", tmp_path / "m4-stale.log"
+        stale.data_dir, stale.log_path = tmp_path / "m4-stale", tmp_path / "m4-stale.log"
         stale.start(f"m2={members[1].peer_url},m4={new.peer_url}", "existing")
         assert stale.proc is not None and stale.proc.wait(30) != 0
-        assert "error validating peerURLs: member count is unequal" in stale.log.read_text()
+        assert "error validating peerURLs: member count is unequal" in stale.log_path.read_text()
         assert not (stale.data_dir / "member" / "wal").exists()  # no WAL: nothing bootstrapped
         new.start(f"{initial},m4={new.peer_url}", "existing")
         new_id = member_ids(endpoints)[new.peer_url]
@@ -155,8 +130,8 @@ def test_add_learner_catch_up_by_snapshot_promote_and_remove(tmp_path: Path) -> 
             with pytest.raises(grpc.RpcError) as info:
                 rpc_pb2_grpc.KVStub(ch).Range(rpc_pb2.RangeRequest(key=b"ready"), timeout=2)
         assert info.value.details() == "etcdserver: rpc not supported for learner"
-        assert "took a snapshot" in new.log.read_text() or \
-            "installed a snapshot from the leader" in new.log.read_text()
+        assert "took a snapshot" in new.log_path.read_text() or \
+            "installed a snapshot from the leader" in new.log_path.read_text()
 
         wait_for(lambda: etcdctl(endpoints, "member", "promote", f"{new_id:x}",
                                  check=False).returncode == 0)

@@ -161,7 +161,7 @@ def test_flipped_byte_in_the_middle_of_the_wal_refuses_to_start(tmp_path: Path) 
             byte = f.read(1)
             f.seek(end // 2)
             f.write(bytes([byte[0] ^ 0x40]))
-        proc = subprocess.run(server.command(), capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(server.command(server.flags()), capture_output=True, text=True, timeout=30)
         assert proc.returncode != 0
         assert re.search(rf"{re.escape(segment.name)}.*corrupt", proc.stderr), proc.stderr[-2000:]
     finally:
