@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("bench.sim", "deterministic Raft simulation over many seeds"),
     "load": ("bench.load.cli", "gRPC load against kvstore and real etcd, side by side"),
     "jepsen": ("bench.jepsen.cli", "fault injection with linearizability and watch checkers"),
+    "floor": ("bench.grpc_floor", "the Python gRPC round trip with no work behind it"),
 }
 
 
