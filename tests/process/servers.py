@@ -55,8 +55,9 @@ class ServerProcess(MemberProcess):
         kind: str,
         tmp: Path,
         extra_args: tuple[str, ...],
+        name: str = "n1",
     ) -> None:
-        super().__init__(kind, "n1", tmp / "data", tmp / f"{kind}.log")
+        super().__init__(kind, name, tmp / "data", tmp / f"{kind}.log")
         self.tmp = tmp
         self.metrics_port = free_port()
         self.extra_args = extra_args
