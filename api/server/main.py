@@ -44,7 +44,9 @@ async def serve(config: ServerConfig) -> None:
     await node.published.wait()
     log.info(
         "member %x of cluster %x serving clients on %s (data dir %s)",
-        config.member_id, config.cluster_id, ",".join(config.listen_client_urls), config.data_dir,
+        # The node's IDs: a member that joined has those the cluster gave it, not the ones
+        # its own flags derive.
+        node.member_id, node.cluster_id, ",".join(config.listen_client_urls), config.data_dir,
     )
     server = await start_grpc_server(
         node, config, [listen_address(u) for u in config.listen_client_urls]

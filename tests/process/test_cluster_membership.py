@@ -132,6 +132,8 @@ def test_add_learner_catch_up_by_snapshot_promote_and_remove(tmp_path: Path) -> 
         assert info.value.details() == "etcdserver: rpc not supported for learner"
         assert "took a snapshot" in new.log_path.read_text() or \
             "installed a snapshot from the leader" in new.log_path.read_text()
+        # It names itself by the ID the cluster gave it, not one derived from its flags.
+        assert f"member {new_id:x} of cluster " in new.log_path.read_text()
 
         wait_for(lambda: etcdctl(endpoints, "member", "promote", f"{new_id:x}",
                                  check=False).returncode == 0)
