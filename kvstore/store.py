@@ -81,6 +81,7 @@ Read API for the watch hub
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import threading
@@ -545,12 +546,16 @@ class Store:
 
     def snapshot_to(self, path: str | os.PathLike[str]) -> None:
         """Write a consistent, compacted copy of the LMDB file to `path` (fsynced)."""
+        with open(path, "wb") as f:
+            self.copy_to_fd(f.fileno())
+            os.fsync(f.fileno())
+
+    def copy_to_fd(self, fd: int) -> None:
+        """Write a consistent, compacted copy of the LMDB file to the open descriptor `fd`,
+        from its current offset (LMDB writes with write()), without fsync."""
 
         def body(txn: Any) -> None:
-            with open(path, "wb") as f:
-                self._env.copyfd(f.fileno(), compact=True)
-                f.flush()
-                os.fsync(f.fileno())
+            self._env.copyfd(fd, compact=True)
 
         self._read(body)
 
@@ -569,17 +574,31 @@ class Store:
         self._applied_index, self._applied_term = index, term
 
     @staticmethod
-    def restore_from(path: str | os.PathLike[str], data_dir: str | os.PathLike[str]) -> None:
-        """Install a snapshot_to() file as the store of `data_dir` (no Store may be open on it)."""
+    def restore_from(
+        path: str | os.PathLike[str], data_dir: str | os.PathLike[str], *, move: bool = False
+    ) -> None:
+        """Install a snapshot_to() file as the store of `data_dir` (no Store may be open on it).
+
+        With move=True the file itself (already durable) is renamed into place when it is on
+        the same file system: a store of gigabytes is then not written a second time."""
         kv_dir = Path(data_dir) / "member" / "kv"
         kv_dir.mkdir(parents=True, exist_ok=True)
         with _OPEN_LOCK:
             if str(kv_dir.resolve()) in _OPEN_PATHS:
                 raise StorageError(f"{kv_dir} is open in this process: close it first")
         tmp = kv_dir / (_DATA_FILE + ".restore")
-        shutil.copyfile(path, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        moved = False
+        if move:
+            try:
+                os.replace(path, tmp)
+                moved = True
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+        if not moved:
+            shutil.copyfile(path, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, kv_dir / _DATA_FILE)
         (kv_dir / _LOCK_FILE).unlink(missing_ok=True)
         fsync_dir(kv_dir)

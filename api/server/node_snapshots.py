@@ -14,7 +14,7 @@ import os
 from api.server.cluster_state import ALARM_NOSPACE, ClusterState
 from api.server.config import ServerConfig
 from api.server.disk import DataDirError
-from api.server.snapshot_bundle import split_bundle, write_bundle
+from api.server.snapshot_bundle import cut_bundle, write_bundle
 from kvstore.store import Store
 from raft import Ready, SnapshotMetadata
 
@@ -26,7 +26,7 @@ class SnapshotMixin:
     def _make_bundle(self, path: str) -> None:
         """Runs on the read pool: cluster state of raft's snapshot + a copy of the store."""
         snapshot = self._disk.storage.snapshot()
-        write_bundle(path, snapshot.data or self._cluster.encode(), self._store.snapshot_to)
+        write_bundle(path, snapshot.data or self._cluster.encode(), self._store.copy_to_fd)
 
     async def _install_store_snapshot(self, rd: Ready) -> bytes:
         """Step 1 for a snapshot from the leader: swap in its store copy; returns the
@@ -36,26 +36,25 @@ class SnapshotMixin:
         path = self._replication.take_incoming(meta.index, meta.term)
         if path is None:
             raise DataDirError(f"no snapshot body received for index {meta.index}")
-        store_part = path + ".store"
 
         def install() -> bytes:
             try:
-                body = split_bundle(path, store_part)
-                self._replace_store(store_part)
+                body = cut_bundle(path)  # the transport made the file durable
+                self._replace_store(path)
                 return body
             finally:
-                for p in (path, store_part):
-                    with contextlib.suppress(OSError):
-                        os.unlink(p)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)  # left behind only if the install failed
 
         return await self._disk_thread.run(install)
 
     def _replace_store(self, copy_path: str) -> None:
-        """Swap in the leader's store copy (disk thread; the ready loop is waiting on us, so
-        nothing applies meanwhile; readers see the old store until the swap)."""
+        """Swap in the leader's store copy, moving the file (disk thread; the ready loop is
+        waiting on us, so nothing applies meanwhile; readers see the old store until the
+        swap)."""
         old = self._store
         old.close()
-        Store.restore_from(copy_path, self.config.data_dir)
+        Store.restore_from(copy_path, self.config.data_dir, move=True)
         self._store = open_store(self.config)
 
     def _after_snapshot_installed(self, meta: SnapshotMetadata, body: bytes) -> None:
