@@ -4,9 +4,10 @@ Theory of operation. A raft MsgSnap names a snapshot (index, term, conf_state); 
 a file that can be as big as the store. It never travels inside the message: the sender
 dials a dedicated SNAPSHOT connection (so a long transfer never delays heartbeats on the
 message stream), sends the MsgSnap with an empty `snapshot.data`, then the file in chunks of
-CHUNK_BYTES read on a worker thread, then SNAP_END with the byte count and CRC-32C of the
-body. Backpressure is TCP's: each chunk is followed by `drain()`, so at most about one chunk
-is buffered on either side.
+CHUNK_BYTES read on a worker thread (the next one while this one is sent), then SNAP_END
+with the byte count and CRC-32C of the body. Backpressure is TCP's: each chunk is followed
+by `drain()`, and the receiver writes a chunk on a worker thread while it reads the next,
+so at most about two chunks are buffered on either side.
 
 The receiver writes chunks to a temp file in `snapshot_dir` (`*.part`), and only after the
 byte count and checksum match and the file is fsynced (and renamed, and the directory
@@ -60,16 +61,6 @@ STATUS_TIMEOUT_S = 120.0
 CONNECT_TIMEOUT_S = 3.0
 
 
-def _read_chunk(f: BinaryIO, crc: int) -> tuple[bytes, int]:
-    chunk = f.read(CHUNK_BYTES)
-    return chunk, crc32c.crc32c(chunk, crc)
-
-
-def _write_chunk(f: BinaryIO, chunk: bytes, crc: int) -> int:
-    f.write(chunk)
-    return int(crc32c.crc32c(chunk, crc))
-
-
 def _sync_and_publish(f: BinaryIO, tmp_path: str) -> str:
     f.flush()
     os.fsync(f.fileno())
@@ -101,16 +92,21 @@ async def send_snapshot_stream(
         asyncio.open_connection(host, port, limit=64 * 1024), CONNECT_TIMEOUT_S
     )
     f: BinaryIO | None = None
+    next_read: asyncio.Future[bytes] | None = None
     try:
         writer.write(Handshake(cluster_id, member_id, message.to, StreamKind.SNAPSHOT).encode())
         await expect_frame(reader, FrameKind.HANDSHAKE_OK, timeout_s=CONNECT_TIMEOUT_S)
         writer.write(encode_frame(FrameKind.MESSAGE, encode_message(header_of(message))))
         f = await loop.run_in_executor(None, lambda: open(body_path, "rb"))
         crc, total = 0, 0
+        # The next chunk is read on a worker thread while this one is sent.
+        next_read = loop.run_in_executor(None, f.read, CHUNK_BYTES)
         while True:
-            chunk, crc = await loop.run_in_executor(None, _read_chunk, f, crc)
+            chunk = await next_read
             if not chunk:
                 break
+            next_read = loop.run_in_executor(None, f.read, CHUNK_BYTES)
+            crc = crc32c.crc32c(chunk, crc)
             total += len(chunk)
             # Two writes, no concatenation: the chunk is not copied again.
             writer.write(frame_header(FrameKind.SNAP_CHUNK, len(chunk)))
@@ -124,6 +120,9 @@ async def send_snapshot_stream(
         if ok is not True:
             raise ProtocolError(f"peer refused the snapshot: {text}")
     finally:
+        if next_read is not None:
+            with contextlib.suppress(Exception):
+                await next_read  # the file stays open until the worker is done with it
         if f is not None:
             f.close()
         writer.close()
@@ -144,6 +143,7 @@ async def receive_snapshot(
     ok, reason = False, "receive failed"
     tmp_path: str | None = None
     f: BinaryIO | None = None
+    writing: asyncio.Future[int] | None = None
     try:
         kind, payload = await asyncio.wait_for(
             read_frame(reader, bytes_max=FRAME_BYTES_MAX), IO_TIMEOUT_S
@@ -171,9 +171,16 @@ async def receive_snapshot(
                 total += len(payload)
                 if total > snapshot_bytes_max:
                     raise ProtocolError(f"snapshot body exceeds {snapshot_bytes_max} bytes")
-                crc = await loop.run_in_executor(None, _write_chunk, f, payload, crc)
+                crc = crc32c.crc32c(payload, crc)
+                # This chunk is written on a worker thread while the next one is read.
+                if writing is not None:
+                    await writing
+                writing = loop.run_in_executor(None, f.write, payload)
                 del payload
             elif kind == FrameKind.SNAP_END:
+                if writing is not None:
+                    await writing
+                    writing = None
                 want_total, want_crc = unpack_list(payload, 2)
                 if want_total != total or want_crc != crc:
                     reason = f"checksum mismatch: got {total} bytes crc {crc:08x}"
@@ -202,6 +209,9 @@ async def receive_snapshot(
     except Exception:  # on_snapshot raised; logged above
         pass
     finally:
+        if writing is not None:
+            with contextlib.suppress(Exception):
+                await writing  # the file stays open until the worker is done with it
         if f is not None:
             f.close()
         if tmp_path is not None:
