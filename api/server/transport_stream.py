@@ -59,7 +59,10 @@ __all__ = ["PeerStream", "peer_counter"]
 log = logging.getLogger("kvstore.transport")
 
 BACKOFF_MIN_S = 0.05
-BACKOFF_MAX_S = 1.0
+# Capped low, as etcd retries its peer streams every 100 ms: a member being added or
+# restarted opens its port within a second, and a longer wait there (up to 1 s before)
+# went straight into catch-up and failover times. A refused connect costs microseconds.
+BACKOFF_MAX_S = 0.2
 CONNECT_TIMEOUT_S = 2.0
 WRITE_TIMEOUT_S = 5.0
 STREAM_READ_LIMIT_BYTES = 64 * 1024
