@@ -26,12 +26,14 @@ pytestmark = pytest.mark.slow
 
 CYCLES = 30
 IN_FLIGHT = 32
+LONE_WRITER_CYCLES = 10
 
 
 async def _write_until_killed(
-    server: ServerProcess, cycle: int, acked: dict[bytes, tuple[bytes, int]], rng: random.Random
+    server: ServerProcess, cycle: int, acked: dict[bytes, tuple[bytes, int]], rng: random.Random,
+    in_flight: int,
 ) -> None:
-    """Put unique keys with IN_FLIGHT outstanding requests; SIGKILL the server mid-stream."""
+    """Put unique keys with `in_flight` outstanding requests; SIGKILL the server mid-stream."""
     async with grpc.aio.insecure_channel(server.endpoint) as channel:
         kv = rpc_pb2_grpc.KVStub(channel)
         seq = 0
@@ -48,7 +50,7 @@ async def _write_until_killed(
                     return
                 acked[key] = (value, resp.header.revision)
 
-        tasks = [asyncio.create_task(writer(w)) for w in range(IN_FLIGHT)]
+        tasks = [asyncio.create_task(writer(w)) for w in range(in_flight)]
         await asyncio.sleep(rng.uniform(0.05, 0.5))
         server.kill()
         await asyncio.gather(*tasks)
@@ -83,20 +85,28 @@ def _watch_all(server: ServerProcess, until_revision: int) -> list[tuple[bytes, 
     return events
 
 
-def test_acknowledged_puts_survive_kill_9(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("in_flight", "cycles"),
+    [
+        (IN_FLIGHT, CYCLES),  # group commit: the disk thread syncs batches
+        (1, LONE_WRITER_CYCLES),  # a lone writer: the leader syncs on its loop (fsync_on_loop)
+    ],
+    ids=["many-writers", "lone-writer"],
+)
+def test_acknowledged_puts_survive_kill_9(tmp_path: Path, in_flight: int, cycles: int) -> None:
     rng = random.Random(20261122)
     server = ServerProcess("kvstore", tmp_path, ())
     acked: dict[bytes, tuple[bytes, int]] = {}
     last_revision = 0
     try:
         server.start()
-        for cycle in range(CYCLES):
-            asyncio.run(_write_until_killed(server, cycle, acked, rng))
+        for cycle in range(cycles):
+            asyncio.run(_write_until_killed(server, cycle, acked, rng, in_flight))
             server.start()
             revision = _check_all_present(server, acked)
             assert revision >= last_revision, "revision went backwards after restart"
             last_revision = revision
-        assert len(acked) > CYCLES * 10, "the writer barely wrote anything"
+        assert len(acked) > cycles * 10, "the writer barely wrote anything"
         events = _watch_all(server, last_revision)
         revisions = [r for _k, r in events]
         # One put per revision from 2 on: no gap, no duplicate, in order.
