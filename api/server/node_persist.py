@@ -94,10 +94,12 @@ class PersistMixin:
         sent = early
         if early:
             self._replication.send(rd.messages)
-        if (rd.snapshot is None and self._disk_thread.idle and _small_apply(items)
+        # The checks that cost nothing first: _small_apply walks every committed request.
+        if (rd.snapshot is None and self._disk_thread.idle
                 and (not rd.must_sync or fsync_on_loop(
                     self._role is StateType.LEADER, len(self._conf_state.voters),
-                    len(self._waiters), self._fsync_average_s))):
+                    len(self._waiters), self._fsync_average_s))
+                and _small_apply(items)):
             outcomes = self._persist_and_apply(rd, items)
             self._disk.install(rd)
             return outcomes, sent
