@@ -72,6 +72,7 @@ class ServerConfig:
     force_new_cluster: bool
     test_partition_file: str = ""
     auto_promote_learners: bool = False
+    grpc_front: str = "http2"
     unrecognized_env: tuple[str, ...] = field(default=())
 
     @property
@@ -168,7 +169,9 @@ _FLAGS: dict[str, tuple[object, object, str]] = {
     "force-new-cluster": (_bool, False, "Force to create a new one member cluster."),
     "experimental-test-partition-file": (str, "", "TEST ONLY: file of peer IDs (hex) to cut off."),
     "experimental-auto-promote-learners": (_bool, False, "Promote a learner once it has caught up (beyond etcd)."),
+    "experimental-grpc-front": (str, "http2", "Client gRPC server: 'http2' (kvstore's own HTTP/2, faster) or 'grpcio' (grpc.aio) (beyond etcd)."),
 }
+GRPC_FRONTS = ("http2", "grpcio")
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _DURATION_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -282,6 +285,9 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfi
     mode = str(values["auto_compaction_mode"])
     if mode not in ("periodic", "revision"):
         raise ConfigError(f"unknown auto-compaction-mode {mode!r}")
+    front = str(values["experimental_grpc_front"])
+    if front not in GRPC_FRONTS:
+        raise ConfigError(f"unknown --experimental-grpc-front {front!r} (want one of {', '.join(GRPC_FRONTS)})")
     level = str(values["log_level"])
     if level not in ("debug", "info", "warn", "error", "panic", "fatal"):
         raise ConfigError(f"unknown log level {level!r}")
@@ -332,6 +338,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfi
         force_new_cluster=bool(values["force_new_cluster"]),
         test_partition_file=str(values["experimental_test_partition_file"]),
         auto_promote_learners=bool(values["experimental_auto_promote_learners"]),
+        grpc_front=front,
         unrecognized_env=tuple(unknown_env),
     )
     config.member_id  # noqa: B018 -- raises ConfigError when the name is not in the cluster

@@ -30,6 +30,7 @@ from api.grpc.lease import LeaseServicer
 from api.grpc.maintenance import MaintenanceServicer
 from api.grpc.watch import WatchServicer
 from api.grpc.watch_wire import add_watch_servicer
+from api.http2.server import Http2Server
 from api.proto import rpc_pb2_grpc
 from api.service.backend import Backend
 
@@ -97,7 +98,11 @@ async def start_grpc_server(
     `await server.stop(grace)`.
     """
     limits = ServiceLimits.from_config(config)
-    server = grpc.aio.server(options=grpc_server_options(int(config.grpc_max_receive_bytes)))
+    server: Any
+    if getattr(config, "grpc_front", "grpcio") == "http2":
+        server = Http2Server(max_receive_bytes=int(config.grpc_max_receive_bytes))
+    else:
+        server = grpc.aio.server(options=grpc_server_options(int(config.grpc_max_receive_bytes)))
     generic = _GenericHandlersOnly(server)
     rpc_pb2_grpc.add_KVServicer_to_server(KVServicer(backend, limits), generic)
     add_watch_servicer(WatchServicer(backend, limits), server)

@@ -265,7 +265,9 @@ def _merge(
     if before is not None and after is not None:
         cpu_s = after.cpu_s - before.cpu_s
         cpu_ms = cpu_s * 1000.0 / ops if ops else None
-        busiest = busiest_thread_cpu_s(before, after)
+        # The per-thread files are read just after the process's: the thread's share can
+        # come out a tick above the whole process's, which no thread can really use.
+        busiest = min(busiest_thread_cpu_s(before, after), cpu_s)
         if ops and busiest > 0:
             thread_ms = busiest * 1000.0 / ops
             ceiling = 1000.0 / thread_ms
