@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# etcd's --grpc-keepalive-interval / --grpc-keepalive-timeout: a connection silent this
+# long is pinged, and closed if the ping goes unanswered (a vanished client's watches end).
+KEEPALIVE_INTERVAL_S = 2 * 3600.0
+KEEPALIVE_TIMEOUT_S = 20.0
 STREAM_WINDOW = 4 << 20  # above the largest request (--max-request-bytes + 512 KiB)
 CONN_WINDOW = 16 << 20
 MAX_HEADER_LIST = 16 << 20  # grpc-go's default
@@ -61,9 +65,11 @@ class Stream:
 
 class Connection(asyncio.Protocol):
     def __init__(self, start_call: Callable[[Connection, Stream, RequestHeaders], Call | None],
-                 on_close: Callable[[Connection], None]) -> None:
+                 on_close: Callable[[Connection], None],
+                 http1: Callable[[], asyncio.Protocol] | None = None) -> None:
         self._start_call = start_call
         self._on_close = on_close
+        self._http1 = http1
         self.loop = asyncio.get_event_loop()
         self.transport: asyncio.Transport | None = None
         self.peer = ""
@@ -84,23 +90,24 @@ class Connection(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self.closing = False  # GOAWAY sent: no new streams
         self.closed = False
+        self._last_recv = 0.0
+        self._keepalive: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ asyncio protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        self._last_recv = self.loop.time()
+        self._keepalive = self.loop.call_later(KEEPALIVE_INTERVAL_S, self._keepalive_due)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.peer = f"ipv4:{peer[0]}:{peer[1]}" if ":" not in peer[0] else \
                 f"ipv6:[{peer[0]}]:{peer[1]}"
-        self.write(F.settings({
-            F.SETTINGS_MAX_CONCURRENT_STREAMS: (1 << 31) - 1,
-            F.SETTINGS_INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-            F.SETTINGS_MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,
-        }) + F.window_update(0, CONN_WINDOW - F.DEFAULT_WINDOW))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         for stream in list(self.streams.values()):
             if stream.call is not None:
                 stream.call.cancel()
@@ -133,17 +140,45 @@ class Connection(asyncio.Protocol):
         if self.closed:
             raise ConnectionResetError()
 
+    def _keepalive_due(self) -> None:
+        idle = self.loop.time() - self._last_recv
+        if idle < KEEPALIVE_INTERVAL_S:
+            self._keepalive = self.loop.call_later(KEEPALIVE_INTERVAL_S - idle,
+                                                   self._keepalive_due)
+            return
+        self.write(F.ping(b"kvstore\x00", ack=False))
+        self._keepalive = self.loop.call_later(
+            KEEPALIVE_TIMEOUT_S, self._keepalive_expired, self.loop.time())
+
+    def _keepalive_expired(self, pinged_at: float) -> None:
+        if self._last_recv >= pinged_at:
+            self._keepalive_due()  # something arrived since the ping: alive
+            return
+        log.info("http2: closing connection from %s: keepalive ping unanswered", self.peer)
+        if self.transport is not None:
+            self.transport.abort()
+
     def data_received(self, data: bytes) -> None:
+        self._last_recv = self.loop.time()
         buf = self._buf
         buf += data
         try:
             if not self._preface_done:
-                if len(buf) < len(F.PREFACE):
-                    if not F.PREFACE.startswith(bytes(buf)):
-                        raise ConnectionError_(F.PROTOCOL_ERROR, "bad connection preface")
-                    return
-                if buf[: len(F.PREFACE)] != F.PREFACE:
+                head = bytes(buf[: len(F.PREFACE)])
+                if not F.PREFACE.startswith(head):
+                    if self._http1 is not None:
+                        self._hand_off_http1()
+                        return
                     raise ConnectionError_(F.PROTOCOL_ERROR, "bad connection preface")
+                if len(head) < len(F.PREFACE):
+                    return
+                # Our SETTINGS wait for the client's preface: until then the client may
+                # still turn out to speak HTTP/1.1 (see _hand_off_http1).
+                self.write(F.settings({
+                    F.SETTINGS_MAX_CONCURRENT_STREAMS: (1 << 31) - 1,
+                    F.SETTINGS_INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+                    F.SETTINGS_MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,
+                }) + F.window_update(0, CONN_WINDOW - F.DEFAULT_WINDOW))
                 del buf[: len(F.PREFACE)]
                 self._preface_done = True
             pos = 0
@@ -166,6 +201,21 @@ class Connection(asyncio.Protocol):
         except Exception:  # a bug here must not leave the client hanging
             log.exception("http2: connection failed")
             self._fail(F.INTERNAL_ERROR, "internal error")
+
+    def _hand_off_http1(self) -> None:
+        """Not HTTP/2: an HTTP/1.1 client (etcd serves /health, /version and /metrics on
+        the client URL too). The socket goes to that protocol with the bytes read so far."""
+        assert self._http1 is not None and self.transport is not None
+        protocol = self._http1()
+        transport, data = self.transport, bytes(self._buf)
+        self._buf.clear()
+        self.closed = True
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        self._on_close(self)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(data)
 
     # ------------------------------------------------------------------ frames in
 

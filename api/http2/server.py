@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import grpc
@@ -31,7 +31,9 @@ class _CallDetails(NamedTuple):
 
 
 class Http2Server:
-    def __init__(self, *, max_receive_bytes: int) -> None:
+    def __init__(self, *, max_receive_bytes: int,
+                 http1: Callable[[], asyncio.Protocol] | None = None) -> None:
+        self._http1 = http1
         self._handlers: list[grpc.GenericRpcHandler] = []
         self._by_path: dict[str, grpc.RpcMethodHandler | None] = {}
         self._max_receive = max_receive_bytes
@@ -131,7 +133,7 @@ class Http2Server:
     # ------------------------------------------------------------------ connections, calls
 
     def _new_connection(self) -> Connection:
-        conn = Connection(self._start_call, self._connections.discard)
+        conn = Connection(self._start_call, self._connections.discard, self._http1)
         self._connections.add(conn)
         return conn
 

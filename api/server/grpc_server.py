@@ -32,6 +32,7 @@ from api.grpc.watch import WatchServicer
 from api.grpc.watch_wire import add_watch_servicer
 from api.http2.server import Http2Server
 from api.proto import rpc_pb2_grpc
+from api.server.http import http1_protocol_factory
 from api.service.backend import Backend
 
 __all__ = ["grpc_server_options", "listen_address", "start_grpc_server"]
@@ -100,7 +101,8 @@ async def start_grpc_server(
     limits = ServiceLimits.from_config(config)
     server: Any
     if getattr(config, "grpc_front", "grpcio") == "http2":
-        server = Http2Server(max_receive_bytes=int(config.grpc_max_receive_bytes))
+        server = Http2Server(max_receive_bytes=int(config.grpc_max_receive_bytes),
+                             http1=http1_protocol_factory(backend))
     else:
         server = grpc.aio.server(options=grpc_server_options(int(config.grpc_max_receive_bytes)))
     generic = _GenericHandlersOnly(server)

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,7 +27,7 @@ from api.server.metrics import DEFAULT_REGISTRY, METRICS, EtcdMetrics, Registry
 from api.service.backend import Backend
 from kvstore.types import RangeRequest
 
-__all__ = ["HttpServer", "health_check", "start_http_server"]
+__all__ = ["HttpServer", "health_check", "http1_protocol_factory", "start_http_server"]
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,20 @@ class _Handler:
         self.metrics.has_leader.set(1 if s.leader else 0)
         self.metrics.db_total_size_in_bytes.set(s.db_size)
         self.metrics.db_total_size_in_use_in_bytes.set(s.db_size_in_use)
+
+
+def http1_protocol_factory(
+    backend: Backend, *, registry: Registry = DEFAULT_REGISTRY, metrics: EtcdMetrics = METRICS
+) -> Callable[[], asyncio.Protocol]:
+    """The same three paths for HTTP/1.1 connections the client port's HTTP/2 server hands
+    over (etcd answers /health, /version and /metrics on its client URLs as well)."""
+    handler = _Handler(backend, registry, metrics)
+
+    def factory() -> asyncio.Protocol:
+        reader = asyncio.StreamReader(limit=HEAD_BYTES_MAX)
+        return asyncio.StreamReaderProtocol(reader, handler)
+
+    return factory
 
 
 def _host_port(url: str) -> tuple[str, int]:

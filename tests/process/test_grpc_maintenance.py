@@ -131,11 +131,22 @@ def test_http_health_and_metrics(server: ServerProcess) -> None:
 
 def test_http_version(server: ServerProcess) -> None:
     if server.kind == "etcd":
-        pytest.skip("etcd serves /version on the client URL, which is gRPC-only here")
+        pytest.skip("etcd serves /version on its client URL only (test_http_on_the_client_url)")
     status, body = _get(server.metrics_url + "/version")
     doc = json.loads(body)
     assert status == 200 and set(doc) == {"etcdserver", "etcdcluster"}
     assert doc["etcdcluster"].endswith(".0") and doc["etcdserver"].startswith(doc["etcdcluster"][:3])
+
+
+def test_http_on_the_client_url(server: ServerProcess) -> None:
+    """etcd answers HTTP/1.1 on the gRPC port too (kvstore: api/http2 hands such a
+    connection to the same handler as the metrics URL)."""
+    status, body = _get(f"http://{server.endpoint}/health")
+    assert status == 200 and json.loads(body)["health"] == "true"
+    status, body = _get(f"http://{server.endpoint}/version")
+    assert status == 200 and "etcdserver" in json.loads(body)
+    status, body = _get(f"http://{server.endpoint}/metrics")
+    assert status == 200 and b"\netcd_server_has_leader 1\n" in body
 
 
 def _raw_http(server: ServerProcess, request: bytes) -> bytes:

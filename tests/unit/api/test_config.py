@@ -45,6 +45,11 @@ def test_env_is_read_and_flags_win() -> None:
     assert config.unrecognized_env == ("ETCD_BOGUS",)
 
 
+def test_grpc_front_defaults_to_http2() -> None:
+    assert parse_config([], {}).grpc_front == "http2"
+    assert parse_config(["--experimental-grpc-front=grpcio"], {}).grpc_front == "grpcio"
+
+
 def test_single_dash_and_bool_forms() -> None:
     config = parse_config(["-name", "x", "--pre-vote=false", "--force-new-cluster"], {})
     assert config.name == "x" and config.pre_vote is False and config.force_new_cluster is True
@@ -60,6 +65,7 @@ def test_single_dash_and_bool_forms() -> None:
         (["--listen-client-urls", "ftp://x:1"], "URL scheme"),
         (["--name", "a", "--initial-cluster", "b=http://127.0.0.1:1"], "couldn't find local name"),
         (["--max-txn-ops", "0"], "must be positive"),
+        (["--experimental-grpc-front", "h3"], "experimental-grpc-front"),
     ],
 )
 def test_bad_flags_are_refused(argv: list[str], message: str) -> None:
