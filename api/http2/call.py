@@ -96,7 +96,7 @@ class Call:
     __slots__ = (
         "conn", "stream", "headers", "handler", "max_receive", "deadline", "cancelled",
         "finished", "task", "_buf", "_messages", "_ended", "_waiter", "_error",
-        "_timer", "_headers_sent", "_deadline_hit", "_tracker",
+        "_timer", "_headers_sent", "_deadline_hit", "_tracker", "_queued_bytes",
     )
 
     def __init__(self, conn: Connection, stream: Stream, headers: RequestHeaders,
@@ -111,7 +111,8 @@ class Call:
         self.finished = False
         self.task: asyncio.Task[None] | None = None
         self._buf = bytearray()
-        self._messages: deque[bytes] = deque()
+        self._messages: deque[tuple[bytes, int]] = deque()  # (message, wire bytes)
+        self._queued_bytes = 0  # wire bytes of the queued messages
         self._ended = False
         self._waiter: asyncio.Future[None] | None = None
         self._error: CallError | None = None
@@ -154,11 +155,12 @@ class Call:
                     except CallError as exc:
                         self._fail_input(exc)
                         return
-                self._messages.append(message)
-            if not self.handler.request_streaming:
-                # One message, bounded by max_receive: let it all in, whatever its size
-                # against the stream window. Streaming calls open the window as they read.
-                self.conn.consumed(self.stream)
+                self._messages.append((message, 5 + length))
+                self._queued_bytes += 5 + length
+            # A message still arriving is let in whatever its size against the stream
+            # window (max_receive bounds it); whole messages not yet read hold the window
+            # (only a streaming call has any).
+            self.conn.consumed(self.stream, self._queued_bytes)
         if end_stream:
             self._ended = True
             if self._buf:
@@ -202,8 +204,9 @@ class Call:
                 return None
             self._waiter = self.conn.loop.create_future()
             await self._waiter
-        message = self._messages.popleft()
-        self.conn.consumed(self.stream)
+        message, wire_bytes = self._messages.popleft()
+        self._queued_bytes -= wire_bytes
+        self.conn.consumed(self.stream, self._queued_bytes)
         return message
 
     async def _request_iterator(self) -> AsyncIterator[Any]:
@@ -231,8 +234,8 @@ class Call:
                 grpc.StatusCode.INTERNAL if self._messages else grpc.StatusCode.UNIMPLEMENTED,
                 "grpc: too many requests for a unary RPC" if self._messages
                 else "grpc: the client sent no request message")
-        raw = self._messages.popleft()
-        self.conn.consumed(self.stream)
+        raw = self._messages.popleft()[0]
+        self._queued_bytes = 0
         return self._deserialize(self.handler.request_deserializer, raw)
 
     # ------------------------------------------------------------------ the handler

@@ -269,11 +269,14 @@ class Connection(asyncio.Protocol):
         if stream.local_closed and stream.remote_closed:
             self._forget(stream)
 
-    def consumed(self, stream: Stream) -> None:
-        """The call took its bytes: top the stream's receive window up when half spent."""
-        if stream.recv_unacked >= STREAM_WINDOW // 2 and not stream.remote_closed:
-            self.write(F.window_update(stream.id, stream.recv_unacked))
-            stream.recv_unacked = 0
+    def consumed(self, stream: Stream, held: int = 0) -> None:
+        """Top the stream's receive window up once half of it is spent on bytes the call
+        has taken. `held`: bytes of whole messages still queued for the handler, which
+        stay unacknowledged (the backpressure on a streaming call)."""
+        free = stream.recv_unacked - held
+        if free >= STREAM_WINDOW // 2 and not stream.remote_closed:
+            self.write(F.window_update(stream.id, free))
+            stream.recv_unacked = held
 
     def _on_headers(self, flags: int, sid: int, payload: bytes) -> None:
         if sid == 0:
@@ -528,8 +531,8 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     @property
-    def has_streams(self) -> bool:
-        return bool(self.streams)
+    def has_pending_output(self) -> bool:
+        return bool(self._blocked) and not self.closed
 
 
 def _unpad(payload: bytes) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from urllib.parse import quote
 
 import hpack
@@ -66,12 +67,14 @@ def trailers(code: int, message: str, *, headers_too: bool = False) -> bytes:
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
 
+_TIMEOUT = re.compile(r"[0-9]{1,8}[HMSmun]")  # the spec's TimeoutValue: at most 8 ASCII digits
+
+
 def parse_timeout(value: str) -> float | None:
     """grpc-timeout ("100m", "5S", ...) in seconds; None if malformed."""
-    if len(value) < 2 or len(value) > 9 or not value[:-1].isdigit():
+    if not _TIMEOUT.fullmatch(value):
         return None
-    unit = _TIMEOUT_UNITS.get(value[-1])
-    return None if unit is None else int(value[:-1]) * unit
+    return int(value[:-1]) * _TIMEOUT_UNITS[value[-1]]
 
 
 class RequestHeaders:

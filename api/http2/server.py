@@ -109,9 +109,12 @@ class Http2Server:
             server.close()
         for conn in list(self._connections):
             conn.goaway()
-        if grace and self._calls:
+        if grace:
+            # Running calls, and responses still waiting for the client's flow-control
+            # window, get `grace` seconds.
             deadline = asyncio.get_running_loop().time() + grace
-            while self._calls and asyncio.get_running_loop().time() < deadline:
+            while (self._calls or any(c.has_pending_output for c in self._connections)) \
+                    and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.02)
         for call in list(self._calls):
             call.cancel()
@@ -142,14 +145,13 @@ class Http2Server:
             return self._by_path[path]
         except KeyError:
             pass
-        found = None
         details = _CallDetails(path, metadata)
         for generic in self._handlers:
             found = generic.service(details)  # type: ignore[arg-type]
             if found is not None:
-                break
-        self._by_path[path] = found
-        return found
+                self._by_path[path] = found  # only known methods: clients choose paths
+                return found
+        return None
 
     def _start_call(self, conn: Connection, stream: Stream, headers: RequestHeaders) -> Call | None:
         handler = self._lookup(headers.path, headers.metadata)

@@ -11,6 +11,8 @@ from api.http2 import connection
 from api.http2 import frames as F
 from api.http2.server import Http2Server
 
+pytestmark = pytest.mark.slow
+
 
 async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
     head = await reader.readexactly(9)
