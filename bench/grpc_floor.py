@@ -1,12 +1,13 @@
-"""`kvbench floor`: the Python gRPC round trip with nothing behind it.
+"""`kvbench floor`: a gRPC round trip with nothing behind it.
 
-A server process answers one unary method by returning the request bytes (grpc.aio on
-uvloop with a generic handler and no (de)serialization: how kvstore's server is set up), and
-one client sends sequential calls with the same grpc.aio client `kvbench load` uses for its
-1x1 shapes. The latency it prints is the floor under every single-client figure of
-kvstore: no put, range or watch can answer faster than this on the same machine. Compare
-it with etcd's whole put latency from `kvbench load --workload put --shapes 1x1
---compare-etcd` to see how much of a 1x1 ratio the Python gRPC stack alone takes.
+A server process answers one unary method by returning the request bytes, and one client
+sends sequential calls with the same grpc.aio client `kvbench load` uses for its 1x1
+shapes. `--front http2` (the default) serves it with api/http2, kvstore's client-port
+server; `--front grpcio` with grpc.aio on uvloop, the server kvstore used before (and
+still offers with --experimental-grpc-front=grpcio). The latency it prints is the floor
+under every single-client figure of kvstore with that front: no put, range or watch can
+answer faster. Compare it with etcd's whole put latency from `kvbench load --workload put
+--shapes 1x1 --compare-etcd`.
 """
 
 from __future__ import annotations
@@ -33,26 +34,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calls", type=int, default=5000, help="measured sequential calls")
     parser.add_argument("--payload", type=int, default=300,
                         help="request bytes (about a put of a 256-byte value)")
+    parser.add_argument("--front", choices=("http2", "grpcio"), default="http2",
+                        help="echo server: api/http2 (kvstore's) or grpc.aio")
     parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.serve is not None:
-        _serve(args.serve)
+        _serve(args.serve, args.front)
         return 0
     if args.calls < 1 or args.payload < 0:
         print("kvbench floor: --calls must be >= 1 and --payload >= 0", file=sys.stderr)
         return 2
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "floor", "--serve", str(port)], cwd=REPO)
+        [sys.executable, "-m", "bench.cli", "floor", "--serve", str(port), "--front", args.front],
+        cwd=REPO)
     try:
         hist, wall_s = asyncio.run(_measure(f"127.0.0.1:{port}", args.calls, args.payload))
     finally:
         server.kill()
         server.wait()
     s = hist.summary()
-    print(f"python gRPC floor (grpc.aio + uvloop echo, {args.payload} B, 1 client): "
+    server = "api/http2" if args.front == "http2" else "grpc.aio"
+    print(f"python gRPC floor ({server} + uvloop echo, {args.payload} B, 1 client): "
           f"{args.calls / wall_s:.0f} calls/s, p50 {s.p50_ms:.3f} ms, p90 {s.p90_ms:.3f} ms, "
           f"p99 {s.p99_ms:.3f} ms")
     return 0
@@ -76,12 +81,14 @@ async def _measure(endpoint: str, calls: int, payload: int) -> tuple[Histogram, 
         return hist, time.perf_counter() - start
 
 
-def _serve(port: int) -> None:
+def _serve(port: int, front: str) -> None:
     async def echo(request: bytes, _context: object) -> bytes:
         return request
 
     async def main() -> None:
-        server = grpc.aio.server()
+        from api.http2.server import Http2Server
+
+        server = Http2Server(max_receive_bytes=4 << 20) if front == "http2" else grpc.aio.server()
         handler = grpc.unary_unary_rpc_method_handler(echo)
         service, method = METHOD.strip("/").split("/")
         server.add_generic_rpc_handlers(

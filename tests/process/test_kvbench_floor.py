@@ -9,9 +9,13 @@ import pytest
 from bench.cli import main as kvbench_main
 
 
-def test_floor_measures_a_real_echo_round_trip(capsys: pytest.CaptureFixture[str]) -> None:
-    assert kvbench_main(["floor", "--calls", "200", "--payload", "64"]) == 0
+@pytest.mark.parametrize("front, server", [("http2", "api/http2"), ("grpcio", "grpc.aio")])
+def test_floor_measures_a_real_echo_round_trip(
+    capsys: pytest.CaptureFixture[str], front: str, server: str
+) -> None:
+    assert kvbench_main(["floor", "--calls", "200", "--payload", "64", "--front", front]) == 0
     out = capsys.readouterr().out
+    assert f"({server} + uvloop echo" in out
     m = re.search(r"64 B, 1 client\): (\d+) calls/s, p50 ([\d.]+) ms, p90 ([\d.]+) ms, "
                   r"p99 ([\d.]+) ms", out)
     assert m, out
