@@ -263,13 +263,20 @@ class Call:
             else:
                 responses = handler.unary_stream(self._unary_request(), context)
             conn = self.conn
-            async for response in responses:
-                if not self._headers_sent:
-                    conn.write(self._headers_frame())
-                wait = conn.send_data(self.stream, _message(self._serialize(response)))
-                if wait is not None:
-                    await wait
-                await conn.drain()
+            try:
+                async for response in responses:
+                    if not self._headers_sent:
+                        conn.write(self._headers_frame())
+                    wait = conn.send_data(self.stream, _message(self._serialize(response)))
+                    if wait is not None:
+                        await wait
+                    await conn.drain()
+            finally:
+                # Cancelled while waiting for window, the generator sits at a yield: close
+                # it now so its cleanup (a watch stream's watchers) runs at once.
+                aclose = getattr(responses, "aclose", None)
+                if aclose is not None:
+                    await aclose()
             code = context._code if context._code is not None else grpc.StatusCode.OK
             self._finish(code, context._details if code is not grpc.StatusCode.OK else "")
         except AbortError as exc:
