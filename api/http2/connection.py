@@ -75,7 +75,7 @@ class Connection(asyncio.Protocol):
         self.peer = ""
         self._buf = bytearray()
         self._preface_done = False
-        self._decoder: hpack.Decoder = decoder(MAX_HEADER_LIST)
+        self._decoder = decoder(MAX_HEADER_LIST)
         self.streams: dict[int, Stream] = {}
         self._last_stream_id = 0
         self._continuation: tuple[int, int, bytearray] | None = None  # (sid, flags, block)
@@ -304,7 +304,7 @@ class Connection(asyncio.Protocol):
 
     def _headers_complete(self, sid: int, flags: int, block: bytes) -> None:
         try:
-            fields = self._decoder.decode(block, raw=True)
+            fields = self._decoder.decode(block)
         except hpack.HPACKError as exc:
             raise ConnectionError_(F.COMPRESSION_ERROR, f"hpack: {exc}") from exc
         end_stream = bool(flags & F.END_STREAM)
@@ -327,7 +327,7 @@ class Connection(asyncio.Protocol):
         new = Stream(sid, self._peer_initial_window)
         new.remote_closed = end_stream
         self.streams[sid] = new
-        new.call = self._start_call(self, new, RequestHeaders(list(fields)))
+        new.call = self._start_call(self, new, RequestHeaders(fields))
 
     def _on_window_update(self, sid: int, payload: bytes) -> None:
         if len(payload) != 4:
