@@ -23,6 +23,7 @@ from api.http2.connection import Connection, Stream
 from api.http2.headers import RESPONSE_HEADERS, RequestHeaders, trailers
 
 HEADERS_FRAME_FLAGS = F.END_HEADERS
+OK_TRAILERS = trailers(0, "")
 
 
 class AbortError(Exception):
@@ -255,7 +256,7 @@ class Call:
                 data = self._serialize(response)
                 self.conn.send_response(
                     self.stream, self._headers_frame(), _message(data),
-                    trailers(0, ""))
+                    OK_TRAILERS)
                 self._done()
                 return
             if handler.request_streaming:

@@ -418,8 +418,8 @@ class Connection(asyncio.Protocol):
                 and n <= self.max_frame):
             self.send_window -= n
             stream.send_window -= n
-            self.write(head + F.frame_head(F.DATA, 0, stream.id, n) + data
-                       + self._trailers_frame(stream.id, trailer_block))
+            self.write(b"".join((head, F.frame_head(F.DATA, 0, stream.id, n), data,
+                                 self._trailers_frame(stream.id, trailer_block))))
             self._closed_locally(stream)
             return
         self.write(head)
