@@ -112,7 +112,7 @@ class Connection(asyncio.Protocol):
             if stream.call is not None:
                 stream.call.cancel()
             if stream.waiter is not None and not stream.waiter.done():
-                stream.waiter.set_exception(ConnectionResetError())
+                stream.waiter.set_result(None)  # the writer sees the closed stream next
         self.streams.clear()
         self._blocked.clear()
         for fut in self._drain_waiters:
@@ -393,7 +393,7 @@ class Connection(asyncio.Protocol):
         if stream.call is not None:
             stream.call.cancel()
         if stream.waiter is not None and not stream.waiter.done():
-            stream.waiter.set_exception(ConnectionResetError())
+            stream.waiter.set_result(None)  # the writer sees the closed stream next
 
     # ------------------------------------------------------------------ frames out
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, NamedTuple
 
@@ -222,3 +224,35 @@ def test_a_large_response_is_split_into_max_frame_sized_data_and_waits_for_windo
             assert b"".join(f.payload for f in data) == message
 
     _run(body())
+
+
+def test_a_response_reset_while_waiting_for_window_leaves_no_unretrieved_error() -> None:
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Collect(logging.ERROR)
+    logging.getLogger("asyncio").addHandler(handler)
+
+    async def body() -> None:
+        message = _grpc_message(bytes(100_000))
+        async with _raw() as (reader, writer):
+            writer.write(F.PREFACE + F.settings({})
+                         + F.frame(F.HEADERS, F.END_HEADERS, 1, _request_block(f"/{SERVICE}/Echo"))
+                         + F.frame(F.DATA, F.END_STREAM, 1, message))
+            received = 0
+            while received < F.DEFAULT_WINDOW:  # the rest waits for a WINDOW_UPDATE
+                frame = await _read_frame(reader)
+                received += len(frame.payload) if frame.kind == F.DATA else 0
+            writer.write(F.rst_stream(1, F.CANCEL))
+            await asyncio.sleep(0.05)
+            gc.collect()  # an abandoned future with an exception logs here
+            await asyncio.sleep(0)
+
+    try:
+        _run(body())
+    finally:
+        logging.getLogger("asyncio").removeHandler(handler)
+    assert not records, [r.getMessage() for r in records]
