@@ -189,13 +189,15 @@ class Call:
                         f'grpc: Decompressor is not installed for grpc-encoding "{encoding}"')
 
     def _fail_input(self, error: CallError) -> None:
+        """Bad input ends the call with its status, whatever the handler is doing (a
+        streaming handler may read its requests in another task, or not at all)."""
         self._error = error
         self._ended = True
         self._buf.clear()
         if self.task is None:
             self.task = self.conn.loop.create_task(self._run())
-        elif self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        elif not self.task.done():
+            self.task.cancel()
 
     async def _next_request(self) -> bytes | None:
         while not self._messages:
@@ -287,6 +289,8 @@ class Call:
         except asyncio.CancelledError:
             if self._deadline_hit:
                 self._finish(grpc.StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
+            elif self._error is not None and not self.cancelled:
+                self._finish(self._error.code, self._error.details)
             else:
                 self._done()
             # Swallowed: cancellation here is this call's own end, not the server's.

@@ -563,3 +563,33 @@ def test_stop_cancels_calls_still_running_after_the_grace() -> None:
             assert error.code() != grpc.StatusCode.OK
 
     _run(body())
+
+
+def test_an_oversized_request_ends_a_call_whose_handler_reads_elsewhere() -> None:
+    """Like a watch stream: requests are read by another task, which swallows errors."""
+    async def bidi(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        async def read() -> None:
+            with contextlib.suppress(Exception):
+                async for _ in requests:
+                    pass
+        reader = asyncio.create_task(read())
+        try:
+            yield b"hello"
+            await asyncio.Event().wait()
+        finally:
+            reader.cancel()
+
+    async def body() -> None:
+        handler = grpc.stream_stream_rpc_method_handler(bidi)
+        async with _serving({"Bidi": handler}, max_receive_bytes=1024) as (server, channel):
+            call = channel.stream_stream(f"/{SERVICE}/Bidi")(timeout=3)
+            assert await call.read() == b"hello"
+            await call.write(bytes(2000))
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                while await call.read() is not grpc.aio.EOF:
+                    pass
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert info.value.details() == "grpc: received message larger than max (2000 vs. 1024)"
+            assert not server._calls
+
+    _run(body())
