@@ -48,9 +48,10 @@ async def serve(config: ServerConfig) -> None:
         # its own flags derive.
         node.member_id, node.cluster_id, ",".join(config.listen_client_urls), config.data_dir,
     )
-    server = await start_grpc_server(
-        node, config, [listen_address(u) for u in config.listen_client_urls]
-    )
+    # The URLs themselves: start_grpc_server keeps unix:// ones unix sockets (etcd's
+    # unix://localhost:2379 is the socket file "localhost:2379"); listen_address would
+    # make them TCP ports.
+    server = await start_grpc_server(node, config, config.listen_client_urls)
     http_servers = []
     if config.listen_metrics_urls:
         from api.server.http import start_http_server
