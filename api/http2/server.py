@@ -8,6 +8,7 @@ servicers run unchanged under either front.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -38,6 +39,7 @@ class Http2Server:
         self._by_path: dict[str, grpc.RpcMethodHandler | None] = {}
         self._max_receive = max_receive_bytes
         self._sockets: list[socket.socket] = []
+        self._unix_paths: list[str] = []
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[Connection] = set()
         self._calls: set[Call] = set()
@@ -63,6 +65,7 @@ class Http2Server:
             sock.listen(1024)
             sock.setblocking(False)
             self._sockets.append(sock)
+            self._unix_paths.append(path)
             return 1
         host, _, port_text = address.rpartition(":")
         host = host.strip("[]")
@@ -121,6 +124,9 @@ class Http2Server:
         await asyncio.sleep(0)
         for conn in list(self._connections):
             conn.close()
+        for path in self._unix_paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
         if self._stopped is not None:
             self._stopped.set()
 

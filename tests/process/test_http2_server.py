@@ -593,3 +593,20 @@ def test_an_oversized_request_ends_a_call_whose_handler_reads_elsewhere() -> Non
             assert not server._calls
 
     _run(body())
+
+
+def test_a_unix_socket_serves_and_is_removed_on_stop(tmp_path: Any) -> None:
+    path = str(tmp_path / "kv.sock")
+
+    async def body() -> None:
+        server = Http2Server(max_receive_bytes=1 << 20)
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+            SERVICE, {"Echo": _unary(_echo)})])
+        server.add_insecure_port(f"unix:{path}")
+        await server.start()
+        async with grpc.aio.insecure_channel(f"unix:{path}") as channel:
+            assert await channel.unary_unary(f"/{SERVICE}/Echo")(b"hi", timeout=2) == b"hi"
+        await server.stop(0)
+
+    _run(body())
+    assert not (tmp_path / "kv.sock").exists()
