@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
         server.kill()
         server.wait()
     s = hist.summary()
-    server = "api/http2" if args.front == "http2" else "grpc.aio"
-    print(f"python gRPC floor ({server} + uvloop echo, {args.payload} B, 1 client): "
+    label = "api/http2" if args.front == "http2" else "grpc.aio"
+    print(f"python gRPC floor ({label} + uvloop echo, {args.payload} B, 1 client): "
           f"{args.calls / wall_s:.0f} calls/s, p50 {s.p50_ms:.3f} ms, p90 {s.p90_ms:.3f} ms, "
           f"p99 {s.p99_ms:.3f} ms")
     return 0

@@ -22,12 +22,9 @@ from api.http2 import frames as F
 from api.http2.connection import Connection, Stream
 from api.http2.headers import RESPONSE_HEADERS, RequestHeaders, trailers
 
-HEADERS_FRAME_FLAGS = F.END_HEADERS
-OK_TRAILERS = trailers(0, "")
 
-
-class AbortError(Exception):
-    """Raised by context.abort(): ends the RPC with this status."""
+class StatusError(Exception):
+    """Ends the RPC with this status: raised by context.abort(), and for bad input."""
 
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
         super().__init__(details)
@@ -35,17 +32,10 @@ class AbortError(Exception):
         self.details = details
 
 
-class CallError(Exception):
-    """A transport-level failure of the call with a gRPC status."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
-
-
-def _status_number(code: grpc.StatusCode) -> int:
-    return int(code.value[0])
+def end_with_status(conn: Connection, stream: Stream, code: grpc.StatusCode, details: str,
+                    *, headers_sent: bool = False) -> None:
+    """The status trailers; a "trailers-only" response when no headers went out yet."""
+    conn.end(stream, trailers(int(code.value[0]), details, headers_too=not headers_sent))
 
 
 class Context:
@@ -70,7 +60,7 @@ class Context:
 
     async def abort(self, code: grpc.StatusCode, details: str = "",
                     trailing_metadata: Any = ()) -> None:
-        raise AbortError(code, details)
+        raise StatusError(code, details)
 
     def set_code(self, code: grpc.StatusCode) -> None:
         self._code = code
@@ -83,12 +73,6 @@ class Context:
 
     def details(self) -> str:
         return self._details
-
-    def cancelled(self) -> bool:
-        return self._call.cancelled
-
-    def done(self) -> bool:
-        return self._call.finished
 
 
 class Call:
@@ -116,7 +100,7 @@ class Call:
         self._queued_bytes = 0  # wire bytes of the queued messages
         self._ended = False
         self._waiter: asyncio.Future[None] | None = None
-        self._error: CallError | None = None
+        self._error: StatusError | None = None
         self._headers_sent = False
         self._deadline_hit = False
         self._tracker = tracker
@@ -140,7 +124,7 @@ class Call:
             while len(buf) >= 5:
                 length = int.from_bytes(buf[1:5], "big")
                 if length > self.max_receive:
-                    self._fail_input(CallError(
+                    self._fail_input(StatusError(
                         grpc.StatusCode.RESOURCE_EXHAUSTED,
                         f"grpc: received message larger than max ({length} vs. "
                         f"{self.max_receive})"))
@@ -153,7 +137,7 @@ class Call:
                 if flag:
                     try:
                         message = self._decompress(message)
-                    except CallError as exc:
+                    except StatusError as exc:
                         self._fail_input(exc)
                         return
                 self._messages.append((message, 5 + length))
@@ -165,7 +149,7 @@ class Call:
         if end_stream:
             self._ended = True
             if self._buf:
-                self._fail_input(CallError(
+                self._fail_input(StatusError(
                     grpc.StatusCode.INTERNAL, "grpc: the client sent a truncated message"))
                 return
         if self.task is None:
@@ -180,15 +164,15 @@ class Call:
             try:
                 return gzip.decompress(message)
             except (OSError, EOFError, zlib.error) as exc:
-                raise CallError(grpc.StatusCode.INTERNAL,
+                raise StatusError(grpc.StatusCode.INTERNAL,
                                 f"grpc: failed to decompress the received message: {exc}") from exc
         if encoding in ("", "identity"):
-            raise CallError(grpc.StatusCode.INTERNAL,
+            raise StatusError(grpc.StatusCode.INTERNAL,
                             "grpc: compressed flag set with identity or empty encoding")
-        raise CallError(grpc.StatusCode.UNIMPLEMENTED,
+        raise StatusError(grpc.StatusCode.UNIMPLEMENTED,
                         f'grpc: Decompressor is not installed for grpc-encoding "{encoding}"')
 
-    def _fail_input(self, error: CallError) -> None:
+    def _fail_input(self, error: StatusError) -> None:
         """Bad input ends the call with its status, whatever the handler is doing (a
         streaming handler may read its requests in another task, or not at all)."""
         self._error = error
@@ -226,14 +210,14 @@ class Call:
         try:
             return deserialize(raw)
         except Exception as exc:
-            raise CallError(grpc.StatusCode.INTERNAL,
+            raise StatusError(grpc.StatusCode.INTERNAL,
                             f"grpc: error unmarshalling request: {exc}") from exc
 
     def _unary_request(self) -> Any:
         if self._error is not None:
             raise self._error
         if len(self._messages) != 1:
-            raise CallError(
+            raise StatusError(
                 grpc.StatusCode.INTERNAL if self._messages else grpc.StatusCode.UNIMPLEMENTED,
                 "grpc: too many requests for a unary RPC" if self._messages
                 else "grpc: the client sent no request message")
@@ -247,44 +231,31 @@ class Call:
         context = Context(self)
         handler = self.handler
         try:
-            if not handler.response_streaming:
+            if handler.response_streaming:
+                if handler.request_streaming:
+                    responses = handler.stream_stream(self._request_iterator(), context)
+                else:
+                    responses = handler.unary_stream(self._unary_request(), context)
+                try:
+                    async for response in responses:
+                        await self._send(response)
+                finally:
+                    # Cancelled while waiting for window, the generator sits at a yield:
+                    # close it now so its cleanup (a watch stream's watchers) runs at once.
+                    aclose = getattr(responses, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+            else:
                 if handler.request_streaming:
                     response = await handler.stream_unary(self._request_iterator(), context)
                 else:
                     response = await handler.unary_unary(self._unary_request(), context)
-                if context._code not in (None, grpc.StatusCode.OK):
-                    self._finish(context._code, context._details)
-                    return
-                data = self._serialize(response)
-                self.conn.send_response(
-                    self.stream, self._headers_frame(), _message(data),
-                    OK_TRAILERS)
-                self._done()
-                return
-            if handler.request_streaming:
-                responses = handler.stream_stream(self._request_iterator(), context)
-            else:
-                responses = handler.unary_stream(self._unary_request(), context)
-            conn = self.conn
-            try:
-                async for response in responses:
-                    if not self._headers_sent:
-                        conn.write(self._headers_frame())
-                    wait = conn.send_data(self.stream, _message(self._serialize(response)))
-                    if wait is not None:
-                        await wait
-                    await conn.drain()
-            finally:
-                # Cancelled while waiting for window, the generator sits at a yield: close
-                # it now so its cleanup (a watch stream's watchers) runs at once.
-                aclose = getattr(responses, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            code = context._code if context._code is not None else grpc.StatusCode.OK
-            self._finish(code, context._details if code is not grpc.StatusCode.OK else "")
-        except AbortError as exc:
-            self._finish(exc.code, exc.details)
-        except CallError as exc:
+                if context.code() in (None, grpc.StatusCode.OK):
+                    # Not awaited: the trailers queue behind whatever waits for window.
+                    self.conn.send_data(self.stream, self._framed(response))
+            code = context.code() or grpc.StatusCode.OK
+            self._finish(code, "" if code is grpc.StatusCode.OK else context.details())
+        except StatusError as exc:
             self._finish(exc.code, exc.details)
         except asyncio.CancelledError:
             if self._deadline_hit:
@@ -297,10 +268,26 @@ class Call:
         except (ConnectionResetError, BrokenPipeError):
             self._done()
         except Exception as exc:
-            if context._code not in (None, grpc.StatusCode.OK):
-                self._finish(context._code, context._details)  # type: ignore[arg-type]
-            else:
+            code = context.code()
+            if code in (None, grpc.StatusCode.OK):
                 self._finish(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc)}: {exc}")
+            else:
+                self._finish(code, context.details())  # type: ignore[arg-type]
+
+    async def _send(self, response: Any) -> None:
+        wait = self.conn.send_data(self.stream, self._framed(response))
+        if wait is not None:
+            await wait
+        await self.conn.drain()
+
+    def _framed(self, response: Any) -> bytes:
+        """The response as one gRPC message (5-byte prefix), after the response headers
+        if these are still to go."""
+        data = self._serialize(response)
+        if not self._headers_sent:
+            self._headers_sent = True
+            self.conn.write(F.frame(F.HEADERS, F.END_HEADERS, self.stream.id, RESPONSE_HEADERS))
+        return b"\x00" + len(data).to_bytes(4, "big") + data
 
     def _serialize(self, response: Any) -> bytes:
         serialize = self.handler.response_serializer
@@ -309,19 +296,11 @@ class Call:
         try:
             return bytes(serialize(response))
         except Exception as exc:
-            raise CallError(grpc.StatusCode.INTERNAL,
+            raise StatusError(grpc.StatusCode.INTERNAL,
                             f"grpc: error while marshaling: {exc}") from exc
 
-    def _headers_frame(self) -> bytes:
-        self._headers_sent = True
-        return F.frame(F.HEADERS, HEADERS_FRAME_FLAGS, self.stream.id, RESPONSE_HEADERS)
-
     def _finish(self, code: grpc.StatusCode, details: str) -> None:
-        number = _status_number(code)
-        if self._headers_sent:
-            self.conn.end(self.stream, trailers(number, details))
-        else:
-            self.conn.end_trailers_only(self.stream, trailers(number, details, headers_too=True))
+        end_with_status(self.conn, self.stream, code, details, headers_sent=self._headers_sent)
         self._done()
 
     def _done(self) -> None:
@@ -342,7 +321,6 @@ class Call:
             self.task.cancel()
         else:
             self._finish(grpc.StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
-            self.conn.reset_stream(self.stream, F.CANCEL)
 
     def cancel(self) -> None:
         """The client reset the stream or the connection went away."""
@@ -352,6 +330,3 @@ class Call:
         elif self.task is None:
             self._done()
 
-
-def _message(data: bytes) -> bytes:
-    return b"\x00" + len(data).to_bytes(4, "big") + data

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import hpack
 
 from api.http2 import frames as F
-from api.http2.headers import RequestHeaders, decoder
+from api.http2.headers import HeaderDecoder, RequestHeaders
 
 if TYPE_CHECKING:
     from api.http2.call import Call
@@ -75,7 +75,7 @@ class Connection(asyncio.Protocol):
         self.peer = ""
         self._buf = bytearray()
         self._preface_done = False
-        self._decoder = decoder(MAX_HEADER_LIST)
+        self._decoder = HeaderDecoder(MAX_HEADER_LIST)
         self.streams: dict[int, Stream] = {}
         self._last_stream_id = 0
         self._continuation: tuple[int, int, bytearray] | None = None  # (sid, flags, block)
@@ -109,12 +109,7 @@ class Connection(asyncio.Protocol):
         if self._keepalive is not None:
             self._keepalive.cancel()
         for stream in list(self.streams.values()):
-            if stream.call is not None:
-                stream.call.cancel()
-            if stream.waiter is not None and not stream.waiter.done():
-                stream.waiter.set_result(None)  # the writer sees the closed stream next
-        self.streams.clear()
-        self._blocked.clear()
+            self._drop(stream)
         for fut in self._drain_waiters:
             if not fut.done():
                 fut.set_exception(ConnectionResetError())
@@ -376,8 +371,7 @@ class Connection(asyncio.Protocol):
                 if not F.DEFAULT_MAX_FRAME <= value <= F.MAX_FRAME_LIMIT:
                     raise ConnectionError_(F.PROTOCOL_ERROR, "bad MAX_FRAME_SIZE")
                 self.max_frame = value
-            elif key == F.SETTINGS_HEADER_TABLE_SIZE:
-                pass  # our responses never use the dynamic table
+            # HEADER_TABLE_SIZE does not matter: our responses never use the dynamic table.
         self.write(F.settings_ack())
         for stream in list(self._blocked.values()):
             self._flush_stream(stream)
@@ -385,15 +379,20 @@ class Connection(asyncio.Protocol):
     def _on_rst_stream(self, sid: int, payload: bytes) -> None:
         if sid == 0 or len(payload) != 4:
             raise ConnectionError_(F.PROTOCOL_ERROR, "bad RST_STREAM")
-        stream = self.streams.pop(sid, None)
-        if stream is None:
-            return
-        self._blocked.pop(sid, None)
+        stream = self.streams.get(sid)
+        if stream is not None:
+            self._drop(stream)
+
+    def _drop(self, stream: Stream) -> None:
+        """The stream ends without its response: reset by either side, or the connection
+        is gone. Its call is cancelled; a writer waiting for window sees the closed stream
+        on its next send."""
+        self._forget(stream)
         stream.local_closed = stream.remote_closed = True
         if stream.call is not None:
             stream.call.cancel()
         if stream.waiter is not None and not stream.waiter.done():
-            stream.waiter.set_result(None)  # the writer sees the closed stream next
+            stream.waiter.set_result(None)
 
     # ------------------------------------------------------------------ frames out
 
@@ -410,21 +409,6 @@ class Connection(asyncio.Protocol):
         if self._out and not self.closed and self.transport is not None:
             out, self._out = self._out, []
             self.transport.write(b"".join(out) if len(out) > 1 else out[0])
-
-    def send_response(self, stream: Stream, head: bytes, data: bytes, trailer_block: bytes) -> None:
-        """Headers, one DATA payload and the trailers; in one write when the windows allow."""
-        n = len(data)
-        if (not stream.pending and n <= self.send_window and n <= stream.send_window
-                and n <= self.max_frame):
-            self.send_window -= n
-            stream.send_window -= n
-            self.write(b"".join((head, F.frame_head(F.DATA, 0, stream.id, n), data,
-                                 self._trailers_frame(stream.id, trailer_block))))
-            self._closed_locally(stream)
-            return
-        self.write(head)
-        self.send_data(stream, data)
-        self.end(stream, trailer_block)
 
     def send_data(self, stream: Stream, data: bytes) -> asyncio.Future[None] | None:
         """Queue DATA for a stream; returns a future while some waits for window, else None."""
@@ -447,20 +431,15 @@ class Connection(asyncio.Protocol):
         return stream.waiter
 
     def end(self, stream: Stream, trailer_block: bytes) -> None:
-        """Send the trailers (END_STREAM) after any DATA still waiting for window."""
+        """Send the trailers (END_STREAM) after any DATA still waiting for window. The
+        frames of one loop iteration go out in one socket write (write), so headers, a
+        small response and its trailers share one."""
         if stream.local_closed:
             return
         if stream.pending:
             stream.pending_end = trailer_block
             return
         self.write(self._trailers_frame(stream.id, trailer_block))
-        self._closed_locally(stream)
-
-    def end_trailers_only(self, stream: Stream, block: bytes) -> None:
-        """A response with no messages: one HEADERS frame carrying the status."""
-        if stream.local_closed:
-            return
-        self.write(self._trailers_frame(stream.id, block))
         self._closed_locally(stream)
 
     def _trailers_frame(self, sid: int, block: bytes) -> bytes:
@@ -506,11 +485,7 @@ class Connection(asyncio.Protocol):
 
     def _reset(self, stream: Stream, code: int) -> None:
         self.write(F.rst_stream(stream.id, code))
-        self._on_rst_stream(stream.id, code.to_bytes(4, "big"))
-
-    def reset_stream(self, stream: Stream, code: int) -> None:
-        if stream.id in self.streams:
-            self._reset(stream, code)
+        self._drop(stream)
 
     def goaway(self) -> None:
         """Graceful: streams already started finish; new ones are refused."""
@@ -526,9 +501,7 @@ class Connection(asyncio.Protocol):
     def _fail(self, code: int, message: str) -> None:
         log.debug("http2: closing connection from %s: %s", self.peer, message)
         self.write(F.goaway(self._last_stream_id, code, message.encode()[:256]))
-        self._flush()
-        if self.transport is not None:
-            self.transport.close()
+        self.close()
 
     @property
     def has_pending_output(self) -> bool:

@@ -53,13 +53,12 @@ MAX_WINDOW = (1 << 31) - 1
 _HEAD = struct.Struct(">BHBBI")
 
 
-def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    n = len(payload)
-    return _HEAD.pack(n >> 16, n & 0xFFFF, kind, flags, stream_id) + payload
-
-
 def frame_head(kind: int, flags: int, stream_id: int, length: int) -> bytes:
     return _HEAD.pack(length >> 16, length & 0xFFFF, kind, flags, stream_id)
+
+
+def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+    return frame_head(kind, flags, stream_id, len(payload)) + payload
 
 
 def settings(pairs: dict[int, int]) -> bytes:

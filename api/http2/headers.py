@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from urllib.parse import quote
 
@@ -12,8 +13,8 @@ import hpack
 
 __all__ = [
     "RESPONSE_HEADERS",
+    "HeaderDecoder",
     "RequestHeaders",
-    "decoder",
     "parse_timeout",
     "trailers",
 ]
@@ -56,6 +57,7 @@ RESPONSE_HEADERS = _STATUS_200 + _literal_static_name(31, b"application/grpc")
 _SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
+@functools.lru_cache(maxsize=256)  # one block per status the server gives, mostly OK
 def trailers(code: int, message: str, *, headers_too: bool = False) -> bytes:
     """The status trailer block; with headers_too, a "trailers-only" response."""
     block = _literal(b"grpc-status", str(code).encode())
@@ -103,11 +105,8 @@ class RequestHeaders:
                 self.timeout_s = parse_timeout(raw_value.decode("latin-1"))
             elif name == "grpc-encoding":
                 self.encoding = raw_value.decode("latin-1")
-            elif name in ("te", "grpc-accept-encoding", "user-agent") or name.startswith(
-                "grpc-"
-            ):
-                if name == "user-agent":
-                    metadata.append((name, raw_value.decode("latin-1")))
+            elif name == "te" or name.startswith("grpc-"):
+                continue  # transport fields, not metadata
             elif name.endswith("-bin"):
                 metadata.append((name, _unbase64(raw_value)))
             else:
@@ -166,6 +165,3 @@ class HeaderDecoder:
             self._cache[block] = (generation, fields)
         return fields
 
-
-def decoder(max_header_list_size: int) -> HeaderDecoder:
-    return HeaderDecoder(max_header_list_size)

@@ -17,9 +17,9 @@ from typing import Any, NamedTuple
 
 import grpc
 
-from api.http2.call import Call
+from api.http2.call import Call, end_with_status
 from api.http2.connection import Connection, Stream
-from api.http2.headers import RequestHeaders, trailers
+from api.http2.headers import RequestHeaders
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Http2Server:
                  http1: Callable[[], asyncio.Protocol] | None = None) -> None:
         self._http1 = http1
         self._handlers: list[grpc.GenericRpcHandler] = []
-        self._by_path: dict[str, grpc.RpcMethodHandler | None] = {}
+        self._by_path: dict[str, grpc.RpcMethodHandler] = {}
         self._max_receive = max_receive_bytes
         self._sockets: list[socket.socket] = []
         self._unix_paths: list[str] = []
@@ -50,9 +50,6 @@ class Http2Server:
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
         self._handlers.extend(handlers)
         self._by_path.clear()
-
-    def add_registered_method_handlers(self, service: str, handlers: object) -> None:
-        pass  # the generic handlers registered alongside carry the same methods
 
     def add_insecure_port(self, address: str) -> int:
         """Bind now (so a taken port fails here, as with grpc); returns the bound port."""
@@ -162,15 +159,11 @@ class Http2Server:
     def _start_call(self, conn: Connection, stream: Stream, headers: RequestHeaders) -> Call | None:
         handler = self._lookup(headers.path, headers.metadata)
         if handler is None:
-            conn.end_trailers_only(stream, trailers(
-                grpc.StatusCode.UNIMPLEMENTED.value[0], _unknown(headers.path),
-                headers_too=True))
+            end_with_status(conn, stream, grpc.StatusCode.UNIMPLEMENTED, _unknown(headers.path))
             return None
         if not headers.content_type.startswith("application/grpc"):
-            conn.end_trailers_only(stream, trailers(
-                grpc.StatusCode.INTERNAL.value[0],
-                f"invalid gRPC request content-type {headers.content_type!r}",
-                headers_too=True))
+            end_with_status(conn, stream, grpc.StatusCode.INTERNAL,
+                            f"invalid gRPC request content-type {headers.content_type!r}")
             return None
         call = Call(conn, stream, headers, handler, self._max_receive, self._calls)
         if stream.remote_closed:

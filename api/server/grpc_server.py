@@ -100,7 +100,7 @@ async def start_grpc_server(
     """
     limits = ServiceLimits.from_config(config)
     server: Any
-    if getattr(config, "grpc_front", "grpcio") == "http2":
+    if config.grpc_front == "http2":
         server = Http2Server(max_receive_bytes=int(config.grpc_max_receive_bytes),
                              http1=http1_protocol_factory(backend))
     else:

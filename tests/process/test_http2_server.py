@@ -59,6 +59,14 @@ async def _error(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
     return info.value
 
 
+async def _stream_error(call: Any) -> grpc.aio.AioRpcError:
+    """Read a stream's responses until it fails; the error it failed with."""
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        while await call.read() is not grpc.aio.EOF:
+            pass
+    return info.value
+
+
 def _pattern(n: int) -> bytes:
     return (bytes(range(256)) * (n // 256 + 1))[:n]
 
@@ -185,10 +193,8 @@ def test_a_streaming_handler_sees_no_requests_after_an_oversized_one() -> None:
             await call.write(b"warm")
             assert await call.read() == b"warm"
             await call.write(bytes(100_000))
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                while await call.read() is not grpc.aio.EOF:
-                    pass
-            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            error = await _stream_error(call)
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
     _run(body())
     assert received == [b"warm"]
@@ -222,31 +228,32 @@ def test_a_streamed_message_larger_than_the_stream_window_is_received() -> None:
     _run(body())
 
 
+def _unary_error(fn: Callable[[Any, Any], Awaitable[Any]]) -> grpc.aio.AioRpcError:
+    """Serve `fn` as a unary method, call it once, and return the error the client got."""
+    async def body() -> grpc.aio.AioRpcError:
+        async with _serving({"M": _unary(fn)}) as (_, channel):
+            return await _error(channel.unary_unary(f"/{SERVICE}/M")(b""))
+
+    return asyncio.run(asyncio.wait_for(body(), 10))
+
+
 def test_abort_reaches_the_client_with_its_code_and_details() -> None:
     async def get(request: bytes, context: Any) -> bytes:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "etcdserver: key is not provided")
         raise AssertionError("abort returned")
 
-    async def body() -> None:
-        async with _serving({"Get": _unary(get)}) as (_, channel):
-            error = await _error(channel.unary_unary(f"/{SERVICE}/Get")(b""))
-            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-            assert error.details() == "etcdserver: key is not provided"
-
-    _run(body())
+    error = _unary_error(get)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "etcdserver: key is not provided"
 
 
 def test_a_handler_exception_is_unknown() -> None:
     async def boom(request: bytes, context: Any) -> bytes:
         raise ValueError("boom")
 
-    async def body() -> None:
-        async with _serving({"Boom": _unary(boom)}) as (_, channel):
-            error = await _error(channel.unary_unary(f"/{SERVICE}/Boom")(b""))
-            assert error.code() == grpc.StatusCode.UNKNOWN
-            assert "boom" in (error.details() or "")
-
-    _run(body())
+    error = _unary_error(boom)
+    assert error.code() == grpc.StatusCode.UNKNOWN
+    assert "boom" in (error.details() or "")
 
 
 def test_set_code_and_details_without_abort_end_the_call_with_them() -> None:
@@ -255,13 +262,9 @@ def test_set_code_and_details_without_abort_end_the_call_with_them() -> None:
         context.set_details("etcdserver: requested lease not found")
         return b"ignored"
 
-    async def body() -> None:
-        async with _serving({"Missing": _unary(missing)}) as (_, channel):
-            error = await _error(channel.unary_unary(f"/{SERVICE}/Missing")(b""))
-            assert error.code() == grpc.StatusCode.NOT_FOUND
-            assert error.details() == "etcdserver: requested lease not found"
-
-    _run(body())
+    error = _unary_error(missing)
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert error.details() == "etcdserver: requested lease not found"
 
 
 def test_an_unknown_method_or_service_is_unimplemented() -> None:
@@ -473,22 +476,31 @@ def test_a_client_cancelling_a_bidi_stream_cancels_the_handler() -> None:
     _run(body())
 
 
-def test_stop_lets_an_in_flight_call_finish_then_refuses_new_calls() -> None:
+@pytest.mark.parametrize("response, options", [
+    (b"late", ()),
+    # 3 MiB against 64 KiB windows: still waiting for the client's window when stop runs
+    (_pattern(3 << 20), SMALL_WINDOWS),
+], ids=["small", "large-behind-flow-control"])
+def test_stop_lets_an_in_flight_call_finish_then_refuses_new_calls(
+    response: bytes, options: tuple[tuple[str, int], ...]
+) -> None:
     async def body() -> None:
         entered = asyncio.Event()
 
         async def slow(request: bytes, context: Any) -> bytes:
             entered.set()
             await asyncio.sleep(0.2)
-            return request
+            return response
 
-        async with _serving({"Slow": _unary(slow), "Echo": _unary(_echo)}) as (server, channel):
+        async with _serving({"Slow": _unary(slow), "Echo": _unary(_echo)},
+                            options=options) as (server, channel):
             echo = channel.unary_unary(f"/{SERVICE}/Echo")
             assert await echo(b"before") == b"before"
-            in_flight = asyncio.ensure_future(channel.unary_unary(f"/{SERVICE}/Slow")(b"late"))
+            in_flight = asyncio.ensure_future(
+                channel.unary_unary(f"/{SERVICE}/Slow")(b"", timeout=5))
             await asyncio.wait_for(entered.wait(), 2)
             await server.stop(1.0)
-            assert await in_flight == b"late"
+            assert await in_flight == response
             error = await _error(echo(b"after", timeout=2))
             assert error.code() == grpc.StatusCode.UNAVAILABLE
 
@@ -515,25 +527,6 @@ def test_a_client_cancelling_a_stream_blocked_on_flow_control_releases_the_handl
             await asyncio.wait_for(released.wait(), 2)
             assert await channel.unary_unary(f"/{SERVICE}/Echo")(b"ok") == b"ok"
             assert not server._calls
-
-    _run(body())
-
-
-def test_stop_lets_an_in_flight_large_response_drain() -> None:
-    async def body() -> None:
-        entered = asyncio.Event()
-
-        async def big(request: bytes, context: Any) -> bytes:
-            entered.set()
-            await asyncio.sleep(0.2)
-            return _pattern(3 << 20)
-
-        async with _serving({"Big": _unary(big)}, options=SMALL_WINDOWS) as (server, channel):
-            in_flight = asyncio.ensure_future(
-                channel.unary_unary(f"/{SERVICE}/Big")(b"", timeout=5))
-            await asyncio.wait_for(entered.wait(), 2)
-            await server.stop(1.0)
-            assert await in_flight == _pattern(3 << 20)
 
     _run(body())
 
@@ -585,11 +578,9 @@ def test_an_oversized_request_ends_a_call_whose_handler_reads_elsewhere() -> Non
             call = channel.stream_stream(f"/{SERVICE}/Bidi")(timeout=3)
             assert await call.read() == b"hello"
             await call.write(bytes(2000))
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                while await call.read() is not grpc.aio.EOF:
-                    pass
-            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert info.value.details() == "grpc: received message larger than max (2000 vs. 1024)"
+            error = await _stream_error(call)
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert error.details() == "grpc: received message larger than max (2000 vs. 1024)"
             assert not server._calls
 
     _run(body())

@@ -16,6 +16,7 @@ import pytest
 
 from api.http2 import frames as F
 from api.http2.server import Http2Server
+from tests.hpack_blocks import decode_block
 
 SERVICE = "test.Echo"
 pytestmark = pytest.mark.slow
@@ -23,13 +24,6 @@ pytestmark = pytest.mark.slow
 
 def _run(body: Coroutine[Any, Any, None]) -> None:
     asyncio.run(asyncio.wait_for(body, 5))
-
-
-def _decode(block: bytes) -> list[tuple[str, str]]:
-    decoder = hpack.Decoder()
-    fields = [(str(name), str(value)) for name, value in decoder.decode(block)]
-    assert len(decoder.header_table.dynamic_entries) == 0  # literals never index
-    return fields
 
 
 # ---------------------------------------------------------------------- raw socket
@@ -146,10 +140,10 @@ def test_a_header_block_split_over_continuation_gets_the_echo() -> None:
             assert [f.kind for f in frames] == [F.HEADERS, F.DATA, F.HEADERS]
             head, data, tail = frames
             assert head.flags & F.END_HEADERS and not head.flags & F.END_STREAM
-            assert _decode(head.payload) == [
+            assert decode_block(head.payload) == [
                 (":status", "200"), ("content-type", "application/grpc")]
             assert data.payload == _grpc_message(b"split \x00 ok")
-            assert _decode(tail.payload) == [("grpc-status", "0")]
+            assert decode_block(tail.payload) == [("grpc-status", "0")]
 
     _run(body())
 
@@ -163,7 +157,7 @@ def test_an_unknown_method_gets_a_trailers_only_response() -> None:
             frames = [f for f in await _read_until(reader, _is_end_of_stream_1)
                       if f.stream_id == 1]
             assert len(frames) == 1
-            assert dict(_decode(frames[0].payload)) == {
+            assert dict(decode_block(frames[0].payload)) == {
                 ":status": "200", "content-type": "application/grpc", "grpc-status": "12",
                 "grpc-message": f"unknown method No for service {SERVICE}"}
 

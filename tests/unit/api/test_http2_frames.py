@@ -3,29 +3,11 @@ request header decoding (the wire as a raw socket sees it: tests/process/test_ht
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
-from typing import Any
-
-import hpack
 import pytest
 
 from api.http2 import frames as F
 from api.http2.headers import RESPONSE_HEADERS, RequestHeaders, parse_timeout, trailers
-
-SERVICE = "test.Echo"
-
-
-def _run(body: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(asyncio.wait_for(body, 5))
-
-
-def _decode(block: bytes) -> list[tuple[str, str]]:
-    decoder = hpack.Decoder()
-    fields = [(str(name), str(value)) for name, value in decoder.decode(block)]
-    assert len(decoder.header_table.dynamic_entries) == 0  # literals never index
-    return fields
-
+from tests.hpack_blocks import decode_block
 
 # ---------------------------------------------------------------------- frame encoders
 
@@ -89,25 +71,25 @@ def test_parse_timeout_superscript_digits_are_malformed(value: str) -> None:
 
 
 def test_response_headers_are_status_200_and_grpc_content_type() -> None:
-    assert _decode(RESPONSE_HEADERS) == [(":status", "200"), ("content-type", "application/grpc")]
+    assert decode_block(RESPONSE_HEADERS) == [(":status", "200"), ("content-type", "application/grpc")]
 
 
 def test_trailers_carry_status_and_only_a_nonempty_message() -> None:
-    assert _decode(trailers(0, "")) == [("grpc-status", "0")]
-    assert _decode(trailers(5, "not found")) == [
+    assert decode_block(trailers(0, "")) == [("grpc-status", "0")]
+    assert decode_block(trailers(5, "not found")) == [
         ("grpc-status", "5"), ("grpc-message", "not found")]
 
 
 def test_trailers_only_response_includes_the_headers() -> None:
-    assert _decode(trailers(3, "bad", headers_too=True)) == [
+    assert decode_block(trailers(3, "bad", headers_too=True)) == [
         (":status", "200"), ("content-type", "application/grpc"),
         ("grpc-status", "3"), ("grpc-message", "bad")]
 
 
 def test_grpc_message_is_percent_encoded() -> None:
-    fields = dict(_decode(trailers(2, "bad 100% \u043a\u043b\u044e\u0447\n~")))
+    fields = dict(decode_block(trailers(2, "bad 100% \u043a\u043b\u044e\u0447\n~")))
     assert fields["grpc-message"] == "bad 100%25 %D0%BA%D0%BB%D1%8E%D1%87%0A~"
-    assert dict(_decode(trailers(2, " !\"#$&'()*+,/:;<=>?@[\\]^_`{|}~")))["grpc-message"] == (
+    assert dict(decode_block(trailers(2, " !\"#$&'()*+,/:;<=>?@[\\]^_`{|}~")))["grpc-message"] == (
         " !\"#$&'()*+,/:;<=>?@[\\]^_`{|}~")
 
 
@@ -115,7 +97,7 @@ def test_grpc_message_is_percent_encoded() -> None:
 def test_long_messages_use_multibyte_hpack_lengths(length: int) -> None:
     message = "a" * length
     block = trailers(13, message)
-    assert dict(_decode(block))["grpc-message"] == message
+    assert dict(decode_block(block))["grpc-message"] == message
     if length == 300:
         assert b"\x7f\xad\x01" + b"a" * 300 in block
 
