@@ -5,6 +5,7 @@ are added and evicted, and the encoder changes the table size mid-stream."""
 from __future__ import annotations
 
 import hpack
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -39,7 +40,14 @@ def test_cached_decoding_equals_plain_hpack(steps: list[tuple[str, object, bool]
         assert isinstance(arg, list)
         block = previous if repeat and previous else encoder.encode(arg, huffman=huffman)
         previous = block
-        expected = [(bytes(n), bytes(v)) for n, v in plain.decode(block, raw=True)]
+        try:
+            expected = [(bytes(n), bytes(v)) for n, v in plain.decode(block, raw=True)]
+        except hpack.HPACKError as exc:
+            # hpack's encoder can skip a size update the decoder needed (resize 0, then
+            # 64 twice): a broken stream must fail the same way through the cache.
+            with pytest.raises(type(exc)):
+                cached.decode(block)
+            return
         assert [(bytes(n), bytes(v)) for n, v in cached.decode(block)] == expected
 
 
